@@ -1,0 +1,7 @@
+"""``python -m svetlana_core``: see :mod:`svetlana_core.cli`."""
+
+import sys
+
+from svetlana_core.cli import main
+
+sys.exit(main())
