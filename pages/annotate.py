@@ -1,0 +1,126 @@
+"""Annotate page: click objects on a canvas, or label one object at a time (guided), or
+correct the predictions of the latest model. Every label is committed at once."""
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from svetlana_core.errors import InputError
+from ui import annotate, canvas, loaders, overlay, runs, state, viewer
+from ui.layout import page_setup, rerun_fragment
+
+TOOLS = {"Click": "point", "Rectangle": "rect", "Polygon": "polygon"}
+
+project = page_setup("Annotate")
+st.title("Annotate")
+if project is None:
+    st.info("Choose or create a project first (Project page).")
+    st.stop()
+images, classes = project.images(), project.classes()
+if images.empty or classes.empty:
+    st.info("This project needs images and at least one class (Project page).")
+    st.stop()
+
+names = images["name"].tolist()
+current = state.current_image(project)
+image_name = st.selectbox("Image", names, index=names.index(current), key="annotate_image")
+if image_name != current:
+    state.set_current_image(image_name)
+record = images.set_index("name").loc[image_name]
+row = {"path": record["path"], "mask_path": record["mask_path"], "axes": record["axes"]}
+try:
+    image, mask = loaders.load_pair(row)
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+
+mode = st.segmented_control("Mode", ["Click", "Guided", "Correct predictions"], default="Click",
+                            key="annotate_mode") or "Click"
+class_names = classes["name"].tolist()
+counts = project.label_counts(image_name).set_index("class")["n"]
+class_name = st.radio("Class", class_names, horizontal=True, key="annotate_class",
+                      format_func=lambda c: f"{c} ({counts.get(c, 0)})")
+author = state.author()
+
+
+@st.fragment
+def canvas_panel(source: str) -> None:
+    """The image on a canvas; a click, rectangle or polygon labels the objects it selects."""
+    left, right = st.columns([3, 1])
+    tool = right.radio("Tool", list(TOOLS), key="annotate_tool")
+    if right.button("Undo", icon=":material/undo:", shortcut="ctrl+z"):
+        undone = project.undo_last(author, image=image_name)
+        right.caption(f"undid label {undone[1]}" if undone else "nothing to undo")
+    with left:
+        display = viewer.display_controls(image, mask, key="annotate_view")
+    labels = project.labels(image_name)
+    colours = annotate.label_colours(labels, classes)
+    if source == "correction":
+        predicted = runs.latest_predictions(project, image_name)
+        shown = predicted[~predicted["label"].isin(labels["label"])]
+        colours = {**annotate.label_colours(shown, classes), **colours}
+        if predicted.empty:
+            right.warning("No predictions for this image yet (Predict page).")
+    jpeg = viewer.preview(row, image, mask, display, colours)
+    height, width = display.viewport.display_shape
+    key = f"canvas_{st.session_state.setdefault('canvas_n', 0)}"
+    st.session_state["annotate_canvas_key"] = key
+    with left:
+        result = st_canvas(background_image=jpeg, width=width, height=height, key=key,
+                           drawing_mode=TOOLS[tool], stroke_width=2, stroke_color="#ffffff",
+                           fill_color="rgba(255, 255, 255, 0.15)", point_display_radius=3)
+    shapes = canvas.parse_drawing(result.json_data, result.background_fit, display.viewport)
+    if not shapes.empty:
+        plane_mask = mask if display.plane is None else mask[display.plane]
+        chosen = annotate.labels_from_shapes(plane_mask, shapes)
+        annotate.label_objects(project, image_name, chosen, class_name, author, source)
+        st.session_state["last_labelled"] = chosen.tolist()
+        st.session_state["canvas_n"] += 1  # a fresh canvas: processed shapes are not resent
+        rerun_fragment()
+    last = st.session_state.get("last_labelled")
+    right.caption(f"Last: {class_name} ← objects {last[:10]}" if last else
+                  "Click an object to give it the selected class.")
+    right.dataframe(project.label_counts(image_name), hide_index=True)
+
+
+@st.fragment
+def guided_panel() -> None:
+    """One object at a time, zoomed with its context; keys 1–9 pick the class."""
+    table = loaders.object_table(row, mask)
+    labelled = set(project.labels(image_name)["label"].tolist())
+    skipped = st.session_state.setdefault("guided_skipped", {}).setdefault(image_name, set())
+    strategy = st.radio("Next object", ["random", "least confident first"], horizontal=True,
+                        key="guided_strategy")
+    predicted = runs.latest_predictions(project, image_name)
+    label = annotate.next_object(table, labelled, skipped,
+                                 "uncertain" if strategy != "random" else "random", predicted)
+    if label is None:
+        st.success("Every object of this image is labelled or skipped.")
+        return
+    obj = table.set_index("label").loc[label]
+    plane = int(round(obj["centroid_plane"])) if mask.ndim == 3 else None
+    extent = max(obj["bbox_row_stop"] - obj["bbox_row_start"],
+                 obj["bbox_column_stop"] - obj["bbox_column_start"])
+    side = int(min(max(mask.shape[-2:]), max(64, 4 * extent)))
+    zoom = max(mask.shape[-2:]) / side
+    port = overlay.fit_viewport(mask.shape[-2:], max_side=384, zoom=zoom,
+                                centre=(obj["centroid_row"], obj["centroid_column"]))
+    display = viewer.Display(plane, None, 1.0, 99.8, port)
+    st.image(viewer.preview(row, image, mask, display, highlight=label), width=384,
+             caption=f"object {label} · {len(labelled)} of {len(table)} labelled")
+    columns = st.columns(min(len(class_names), 9) + 2)
+    for k, name in enumerate(class_names[:9]):
+        if columns[k].button(f"{k + 1} · {name}", key=f"guided_{name}", shortcut=str(k + 1)):
+            project.annotate(image_name, label, name, author=author, source="guided")
+            rerun_fragment()
+    if columns[-2].button("Skip", shortcut="s"):
+        skipped.add(label)
+        rerun_fragment()
+    if columns[-1].button("Undo", shortcut="u"):
+        project.undo_last(author, image=image_name)
+        rerun_fragment()
+
+
+if mode == "Guided":
+    guided_panel()
+else:
+    canvas_panel("correction" if mode == "Correct predictions" else "manual")

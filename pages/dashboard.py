@@ -1,0 +1,82 @@
+"""Dashboard page: counts and fractions per image and per well, the plate heat map, the
+images of a clicked well, per-condition bars from a plate map, downloads."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from svetlana_core import stats
+from svetlana_core.errors import InputError
+from ui import plate, runs, state
+from ui.layout import page_setup
+
+project = page_setup("Dashboard")
+st.title("Dashboard")
+if project is None:
+    st.info("Choose or create a project first (Project page).")
+    st.stop()
+models = runs.model_runs(project)
+models = models[models["kind"] == "train"] if not models.empty else models
+if models.empty:
+    st.info("Train a model and predict images first (Train and Predict pages).")
+    st.stop()
+labels = {r["model_dir"]: runs.model_label(r) for r in models.to_dict("records")}
+model_dir = st.selectbox("Model", list(labels), format_func=labels.get, key="predict_model")
+layout_choice = st.radio("Plate", ["auto", 96, 384, 1536], horizontal=True, key="dash_layout")
+try:
+    per_image, per_well, classes = plate.project_counts(
+        project, model_dir, None if layout_choice == "auto" else int(layout_choice))
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+if per_image.empty:
+    st.info("This model has not predicted any image of the project yet (Predict page).")
+    st.stop()
+
+st.subheader("Per image")
+st.dataframe(per_image, hide_index=True, key="dash_per_image")
+
+if not per_well.empty:
+    st.subheader("Per well")
+    a, b = st.columns(2)
+    metric = a.radio("Metric", ["count", "fraction"], horizontal=True, key="dash_metric")
+    target = b.selectbox("Class", ["all objects"] + classes, key="dash_class")
+    if target == "all objects":
+        value = "n_objects"
+    else:
+        value = f"{'n' if metric == 'count' else 'frac'}_{target}"
+    grid = stats.plate_heatmap(per_well, value,
+                               None if layout_choice == "auto" else int(layout_choice))
+    event = st.plotly_chart(plate.plate_figure(grid, value), on_select="rerun",
+                            selection_mode="points", key="dash_plate")
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    well = points[0].get("text") if points else None
+    if well:
+        st.markdown(f"**Well {well}**")
+        in_well = per_image[per_image["well"] == well]
+        st.dataframe(in_well, hide_index=True)
+        if not in_well.empty and st.button(f"Open {in_well['image'].iloc[0]} on the Predict "
+                                           "page"):
+            state.set_current_image(in_well["image"].iloc[0])
+            st.switch_page("pages/predict.py")
+    st.dataframe(per_well, hide_index=True, key="dash_per_well")
+
+    plate_map = st.file_uploader("Plate map CSV (columns well, condition)", type=["csv"],
+                                 key="dash_plate_map")
+    if plate_map is not None:
+        conditions = pd.read_csv(plate_map, dtype=str, keep_default_na=False)
+        if not {"well", "condition"} <= set(conditions.columns):
+            st.error(f"plate map {plate_map.name} needs columns well and condition; it has "
+                     f"{', '.join(conditions.columns)}")
+        else:
+            summary = plate.condition_summary(per_well, conditions, value)
+            st.plotly_chart(px.bar(summary, x="condition", y="mean", error_y="std",
+                                   title=f"{value} per condition (mean ± sd over wells)"),
+                            key="dash_conditions")
+
+columns = st.columns(2)
+columns[0].download_button("Download counts per image (CSV)", per_image.to_csv(index=False),
+                           file_name="counts_per_image.csv")
+if not per_well.empty:
+    columns[1].download_button("Download counts per well (CSV)", per_well.to_csv(index=False),
+                               file_name="counts_per_well.csv")

@@ -1,0 +1,109 @@
+"""Project page: create or open a project, add images, edit classes, preview images."""
+
+import pandas as pd
+import streamlit as st
+
+from svetlana_core import io
+from svetlana_core.demo import create_demo
+from svetlana_core.errors import InputError
+from svetlana_core.store import Project
+from ui import classes as class_edits
+from ui import importer, loaders, state, viewer
+from ui.layout import page_setup
+
+project = page_setup("Project")
+st.title("Project")
+
+left, right = st.columns(2)
+with left.form("new_project", clear_on_submit=True):
+    name = st.text_input("New project name", placeholder="e.g. osteoclasts-2026-11")
+    if st.form_submit_button("Create project", type="primary"):
+        try:
+            name = state.valid_project_name(name)
+            Project.create(state.projects_dir() / name)
+            state.set_current_project(name)
+            st.rerun()
+        except InputError as error:
+            st.error(str(error))
+with right:
+    st.write("New here? The demo has 4 images of synthetic cells in 3 classes, a few "
+             "already labelled: train and predict straight away.")
+    if st.button("Open the demo project", icon=":material/science:"):
+        with st.spinner("Creating the demo project…"):
+            create_demo(state.projects_dir() / state.DEMO_NAME)
+        state.set_current_project(state.DEMO_NAME)
+        st.rerun()
+
+if project is None:
+    st.info("Choose a project in the sidebar, create one, or open the demo.")
+    st.stop()
+
+st.subheader(f"Images of {project.folder.name}")
+images = project.images()
+add_folder, add_upload = st.tabs(["Add from a server folder", "Upload files"])
+with add_folder, st.form("add_folder"):
+    roots = ", ".join(str(r) for r in state.data_roots())
+    images_dir = st.text_input("Images folder", help=f"Inside the data roots: {roots}")
+    masks_dir = st.text_input("Masks folder (empty: the images folder)")
+    submitted = st.form_submit_button("Check and add")
+with add_upload, st.form("upload", clear_on_submit=True):
+    files = st.file_uploader("Images and masks (paired by file name)", accept_multiple_files=True)
+    uploaded = st.form_submit_button("Upload, check and add")
+
+try:
+    pairs = None
+    if submitted and images_dir:
+        folder = state.resolve_inside_roots(images_dir)
+        masks = state.resolve_inside_roots(masks_dir) if masks_dir else None
+        pairs = io.pair_files(folder, masks)
+    elif uploaded and files:
+        pairs = io.pair_files(importer.save_uploads(project, files))
+    if pairs is not None:
+        report = importer.validate_pairs(pairs)
+        added = importer.add_valid(project, pairs, report)
+        st.session_state["import_report"] = report.to_dict("records")
+        st.toast(f"{added} image(s) added")
+        images = project.images()
+except InputError as error:
+    st.error(str(error))
+if st.session_state.get("import_report"):
+    with st.expander("Validation report of the last import", expanded=True):
+        st.dataframe(pd.DataFrame(st.session_state["import_report"]), hide_index=True)
+
+st.dataframe(images[["name", "well", "axes", "path", "mask_path"]], hide_index=True,
+             height=min(300, 40 + 35 * len(images)))
+
+st.subheader("Classes")
+classes = project.classes()
+edited = st.data_editor(
+    classes[["name", "colour"]], hide_index=True, num_rows="dynamic", key="classes_editor",
+    column_config={"name": st.column_config.TextColumn("Class", required=True, max_chars=60),
+                   "colour": st.column_config.TextColumn("Colour (#rrggbb)", max_chars=7)},
+)
+if st.button("Save classes"):
+    try:
+        class_edits.apply_class_edits(project, classes, st.session_state["classes_editor"])
+        st.toast("Classes saved")
+        st.rerun()
+    except InputError as error:
+        st.error(str(error))
+
+if images.empty:
+    st.stop()
+st.subheader("Preview")
+names = images["name"].tolist()
+current = state.current_image(project)
+choice = st.selectbox("Image", names, index=names.index(current), key="project_image")
+if choice != current:
+    state.set_current_image(choice)
+row = images.set_index("name").loc[choice]
+row = {"path": row["path"], "mask_path": row["mask_path"], "axes": row["axes"]}
+try:
+    image, mask = loaders.load_pair(row)
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+display = viewer.display_controls(image, mask, key="project_view")
+table = loaders.object_table(row, mask)
+st.image(viewer.preview(row, image, mask, display),
+         caption=f"{len(table)} objects · shape {' × '.join(map(str, mask.shape))}")

@@ -1,0 +1,100 @@
+"""Train page: settings form (or the full JSON config), start a training job, watch live
+curves, stop, compare runs, and train the random-forest baseline beside it."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from svetlana_core import jobs
+from svetlana_core.errors import InputError
+from ui import runs, state, train_form
+from ui.layout import page_setup
+
+project = page_setup("Train")
+st.title("Train")
+if project is None:
+    st.info("Choose or create a project first (Project page).")
+    st.stop()
+jobs.reap_dead_jobs(project.folder)
+counts = project.label_counts()
+classes = counts.loc[counts["n"] > 0, "class"].tolist()
+st.caption(f"Device: **{runs.device_name()}** · labelled objects: "
+           + ", ".join(f"{c} {n}" for c, n in zip(counts["class"], counts["n"])))
+if len(classes) < 2:
+    st.warning("Label objects of at least two classes before training (Annotate page).")
+
+with st.expander("Settings", expanded="run" not in st.query_params):
+    config = train_form.settings_form(project)
+    advanced = st.toggle("Edit the full configuration as JSON", key="train_json_toggle")
+    if advanced:
+        text = st.text_area("TrainConfig (JSON)", json.dumps(config, indent=2), height=400,
+                            key="train_json")
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            st.error(f"The JSON is not valid: {error}")
+            config = None
+    left, right = st.columns(2)
+    start = left.button("Start training", type="primary", disabled=len(classes) < 2 or not config)
+    baseline = right.button("Train the random-forest baseline", disabled=len(classes) < 2)
+
+try:
+    if start:
+        train_form.validate(config)
+        run_id = jobs.submit_training(project.folder, config, author=state.author())
+        st.query_params["run"] = str(run_id)
+        st.rerun()
+    if baseline:
+        rf = {"val_fraction": config.get("val_fraction", 0.2) if config else 0.2,
+              "seed": config.get("seed", 0) if config else 0}
+        run_id = jobs.submit_training(project.folder, rf, author=state.author(), kind="rf")
+        st.query_params["run"] = str(run_id)
+        st.rerun()
+except InputError as error:
+    st.error(str(error))
+
+all_runs = project.runs()
+if not all_runs.empty:
+    ids = all_runs["id"].sort_values(ascending=False).tolist()
+    wanted = int(st.query_params.get("run", ids[0]))
+    run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0,
+                          format_func=lambda i: f"run {i} ({all_runs.set_index('id').loc[i, 'status']})")
+    st.query_params["run"] = str(run_id)
+    active = project.run(run_id)["status"] in ("queued", "running")
+
+    @st.fragment(run_every=1 if active else None)
+    def live() -> None:
+        status = jobs.job_status(project.folder, run_id)
+        epochs = project.epochs(run_id)
+        line = f"**{status['status']}** · {len(epochs)} epoch(s)"
+        if status.get("device"):
+            line += f" · on {status['device']}"
+        st.markdown(line)
+        if status["status"] in ("queued", "running"):
+            if st.button("Stop", icon=":material/stop:", key=f"stop_{run_id}"):
+                jobs.request_cancel(project.folder, run_id)
+                st.toast("Stopping after the current batch; the best model is kept.")
+        elif active:
+            st.rerun()  # the job just ended: redraw the page without the timer
+        if status.get("error"):
+            st.error(status["error"])
+        st.plotly_chart(runs.curves(epochs, classes), key=f"curves_{run_id}")
+
+    live()
+    record = project.run(run_id)
+    if record["status"] in ("done", "stopped") and record.get("model_dir"):
+        meta = runs.model_meta(record["model_dir"])
+        metrics = meta.get("metrics") or {}
+        st.subheader("Validation of the kept model")
+        st.caption((record.get("summary") or {}).get("text", ""))
+        if metrics.get("confusion"):
+            left, right = st.columns([1, 1])
+            left.plotly_chart(runs.confusion_figure(metrics["confusion"], meta["classes"]),
+                              key=f"confusion_{run_id}")
+            per_class = pd.DataFrame(metrics.get("per_class", {})).T
+            right.dataframe(per_class)
+            right.metric("Macro-F1", f"{metrics.get('macro_f1', float('nan')):.3f}")
+
+    st.subheader("Runs")
+    st.dataframe(runs.runs_table(project), hide_index=True)

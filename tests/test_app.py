@@ -1,0 +1,164 @@
+"""The Streamlit app through AppTest: every page renders, and the main flows work with the
+custom components' values injected through session state (FIELD-NOTES.md)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from svetlana_core import stats
+from svetlana_core.demo import create_demo
+from svetlana_core.objects import object_table
+from svetlana_core.store import Project
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["pages/project.py", "pages/annotate.py", "pages/train.py", "pages/predict.py",
+         "pages/dashboard.py"]
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def demo(data_root):
+    return create_demo(data_root / "projects" / "demo")
+
+
+def _app(project: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if project:
+        at.query_params["project"] = project
+    return at
+
+
+def _no_exception(at: AppTest, where: str) -> None:
+    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_a_project(data_root, page):
+    at = _app()
+    at.run()
+    at.switch_page(page)
+    at.run()
+    _no_exception(at, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_project(data_root, page):
+    Project.create(data_root / "projects" / "empty")
+    at = _app("empty")
+    at.run()
+    at.switch_page(page)
+    at.run()
+    _no_exception(at, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_demo(demo, page):
+    at = _app("demo")
+    at.run()
+    at.switch_page(page)
+    at.run()
+    _no_exception(at, page)
+
+
+def test_open_demo_button_creates_and_selects_it(data_root):
+    at = _app()
+    at.run()
+    next(b for b in at.button if b.label.startswith("Open the demo")).click()
+    at.run()
+    _no_exception(at, "project page")
+    assert (data_root / "projects" / "demo" / "ground_truth.csv").exists()
+    assert at.query_params["project"] == ["demo"] or at.query_params["project"] == "demo"
+
+
+def test_click_on_object_labels_that_object(demo):
+    at = _app("demo")
+    at.run()
+    at.switch_page("pages/annotate.py")
+    at.run()
+    _no_exception(at, "annotate")
+    image = at.session_state["image"]
+    mask_path = demo.images().set_index("name").loc[image, "mask_path"]
+    import tifffile
+
+    table = object_table(tifffile.imread(mask_path))
+    labelled = set(demo.labels(image)["label"])
+    target = table[~table["label"].isin(labelled)].iloc[0]
+    radius, stroke = 3, 2
+    click = {"type": "circle", "left": target["centroid_column"] - radius - stroke / 2,
+             "top": target["centroid_row"], "radius": radius, "strokeWidth": stroke}
+    at.radio(key="annotate_class").set_value("speckled")
+    at.run()
+    key = at.session_state["annotate_canvas_key"]
+    at.session_state[key] = {
+        "drawing": {"raw": {"objects": [click]}, "data": None},
+        "backgroundFit": {"naturalWidth": 384, "naturalHeight": 384, "scaleX": 1.0,
+                          "scaleY": 1.0, "offsetX": 0.0, "offsetY": 0.0},
+    }
+    at.run()
+    _no_exception(at, "annotate after click")
+    labels = demo.labels(image).set_index("label")
+    assert labels.loc[int(target["label"]), "class"] == "speckled"
+    assert labels.loc[int(target["label"]), "source"] == "manual"
+    # The processed click is cleared: the canvas gets a new key.
+    assert at.session_state["annotate_canvas_key"] != key
+
+
+def test_guided_mode_labels_the_shown_object(demo):
+    at = _app("demo")
+    at.run()
+    at.switch_page("pages/annotate.py")
+    at.run()
+    at.segmented_control(key="annotate_mode").set_value("Guided")
+    at.run()
+    _no_exception(at, "guided")
+    before = len(demo.labels())
+    next(b for b in at.button if b.label.startswith("2 · ")).click()
+    at.run()
+    _no_exception(at, "guided after label")
+    after = demo.labels()
+    assert len(after) == before + 1
+    assert (after["source"] == "guided").sum() == 1
+
+
+def _fake_model_run(project: Project, name: str = "model-a") -> str:
+    """A finished run with a model folder, as the Dashboard and Predict pages list them."""
+    folder = project.models_dir / name
+    folder.mkdir(parents=True)
+    (folder / "model.json").write_text(json.dumps({"arch": "cnn", "classes": ["round"]}))
+    run = project.create_run("train", {"kind": "cnn", "config": {"arch": "cnn"}})
+    project.update_run(run, status="done", model_dir=str(folder),
+                       summary={"macro_f1": 0.9, "text": "fake"})
+    return str(folder)
+
+
+def test_dashboard_tables_equal_stats(demo, data_root):
+    model_dir = _fake_model_run(demo)
+    truth = pd.read_csv(data_root / "projects" / "demo" / "ground_truth.csv")
+    for image, rows in truth.groupby("image"):
+        demo.save_predictions(model_dir, image, rows.assign(confidence=0.9))
+    at = _app("demo")
+    at.run()
+    at.switch_page("pages/dashboard.py")
+    at.run()
+    _no_exception(at, "dashboard")
+    assert not at.error, [e.value for e in at.error]
+    shown = at.dataframe[0].value
+    images = demo.images()[["name", "well"]].rename(columns={"name": "image"})
+    objects = stats.add_wells(demo.predictions(model_dir),
+                              dict(zip(images["image"], images["well"])))
+    classes = demo.classes()["name"].tolist()
+    expected = stats.counts_per_image(objects, classes, images=images)
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected.reset_index(drop=True),
+                                  check_dtype=False)
+    per_well = at.dataframe[-1].value
+    assert per_well.set_index("well").loc["A01", "n_round"] == \
+        ((truth["image"] == "demo_A01.png") & (truth["class"] == "round")).sum()

@@ -1,0 +1,1 @@
+"""Streamlit glue shared by the pages (loaders, canvas adapter, overlays, job polling)."""

@@ -1,0 +1,82 @@
+"""What every page shares: page set-up and the sidebar (project picker, image, jobs).
+
+Every page calls :func:`page_setup` first. With ``st.navigation`` and a folder named
+``pages/``, the first deep link after a server start (e.g. ``/train``) may run the page file
+without ``app.py``; calling the set-up from the page itself makes that case identical to a
+normal visit (FIELD-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from svetlana_core.store import Project
+from ui import state
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+STATUS_ICONS = {"queued": "⏳", "running": "⚙️", "done": "✅", "failed": "❌", "stopped": "⏹️"}
+
+
+def page_setup(title: str) -> Project | None:
+    """Configure the page, draw the sidebar and return the current project (or None)."""
+    try:
+        st.set_page_config(page_title=f"{title} · Svetlana", page_icon=":microscope:",
+                           layout="wide")
+    except st.errors.StreamlitAPIException:  # already set by app.py in this run
+        pass
+    project = _sidebar()
+    return project
+
+
+def _sidebar() -> Project | None:
+    with st.sidebar:
+        st.markdown("### :microscope: Svetlana")
+        names = state.list_projects()
+        current = state.current_project_name()
+        if names:
+            index = names.index(current) if current in names else None
+            choice = st.selectbox("Project", names, index=index, key="sidebar_project",
+                                  placeholder="Choose a project")
+            if choice != current:
+                state.set_current_project(choice)
+                current = choice
+        else:
+            st.caption("No project yet: create one or open the demo on the Project page.")
+        project = state.current_project() if current else None
+        if project is not None:
+            image = state.current_image(project)
+            if image:
+                st.caption(f"Image: **{image}**")
+            _jobs_status(project)
+        st.text_input("Your name (recorded with labels)", key="author",
+                      help="Leave empty when the server identifies you.")
+    return project
+
+
+@st.fragment(run_every=2)
+def _jobs_status(project: Project) -> None:
+    """Running and queued jobs of the project, refreshed every 2 s without a page rerun."""
+    runs = project.runs()
+    if runs.empty:
+        return
+    active = runs[runs["status"].isin(["queued", "running"])]
+    latest = runs.sort_values("id").tail(1)
+    shown = active if not active.empty else latest
+    for row in shown.itertuples():
+        icon = STATUS_ICONS.get(row.status, "")
+        st.caption(f"{icon} {row.kind} run {row.id}: {row.status}")
+
+
+def rerun_fragment() -> None:
+    """Rerun only the current fragment when this run is a fragment rerun, else the page.
+
+    ``st.rerun(scope="fragment")`` is refused during a full-page run (the fragment's first
+    draw), which is when a click that arrived with a page rerun gets processed.
+    """
+    try:
+        st.rerun(scope="fragment")
+    except st.errors.StreamlitAPIException:
+        st.rerun()

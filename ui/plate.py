@@ -1,0 +1,85 @@
+"""Per-well tables and the plate heat map of the Dashboard page.
+
+The plate is drawn as a scatter of square markers (one per well), not a ``go.Heatmap``:
+Streamlit reports clicks on scatter points (``on_select``) but not on heat-map cells, and a
+click on a well opens its images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from svetlana_core import stats
+from svetlana_core.store import Project
+
+
+def project_counts(project: Project, model_dir: str, layout: int | None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Counts per image and per well of a model's stored predictions for the project.
+
+    Returns ``(per_image, per_well, classes)``; images of the project without predictions
+    are left out (they were not predicted), images without objects count 0.
+    """
+    predictions = project.predictions(model_dir)
+    images = project.images()[["name", "well"]].rename(columns={"name": "image"})
+    predicted = images[images["image"].isin(predictions["image"])]
+    classes = [c for c in project.classes()["name"] if c in set(predictions["class"])]
+    classes += sorted(set(predictions["class"]) - set(classes))
+    objects = stats.add_wells(predictions, dict(zip(images["image"], images["well"])))
+    per_image = stats.counts_per_image(objects, classes, images=predicted)
+    if predicted["well"].notna().any():
+        per_well = stats.counts_per_well(objects, classes, layout=layout, images=predicted)
+    else:
+        per_well = pd.DataFrame()
+    return per_image, per_well, classes
+
+
+def plate_figure(grid: pd.DataFrame, title: str) -> go.Figure:
+    """Square markers laid out as the plate, coloured by value; empty outlines where NaN."""
+    rows, columns = np.meshgrid(np.arange(grid.shape[0]), np.arange(grid.shape[1]),
+                                indexing="ij")
+    values = grid.to_numpy().ravel()
+    names = [f"{r}{int(c):02d}" for r in grid.index for c in grid.columns]
+    present = ~np.isnan(values)
+    size = max(8, int(440 / max(grid.shape[1], 12) * 0.85))
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(
+        x=columns.ravel()[~present] + 1, y=rows.ravel()[~present], mode="markers",
+        marker=dict(symbol="square-open", size=size, color="#bbbbbb"),
+        text=[n for n, p in zip(names, present) if not p], hovertemplate="%{text}: no image",
+        name="missing", showlegend=False))
+    figure.add_trace(go.Scatter(
+        x=columns.ravel()[present] + 1, y=rows.ravel()[present], mode="markers",
+        marker=dict(symbol="square", size=size, color=values[present], colorscale="Viridis",
+                    showscale=True, colorbar=dict(title=title)),
+        text=[n for n, p in zip(names, present) if p], customdata=values[present],
+        hovertemplate="%{text}: %{customdata:.3g}<extra></extra>", name="wells",
+        showlegend=False))
+    figure.update_yaxes(autorange="reversed", tickmode="array",
+                        tickvals=list(range(grid.shape[0])), ticktext=list(grid.index))
+    figure.update_xaxes(tickmode="array", tickvals=list(grid.columns), side="top")
+    figure.update_layout(height=80 + 32 * grid.shape[0], margin=dict(l=10, r=10, t=30, b=10),
+                         plot_bgcolor="white", dragmode=False)
+    return figure
+
+
+def condition_summary(per_well: pd.DataFrame, plate_map: pd.DataFrame, value: str
+                      ) -> pd.DataFrame:
+    """Mean, standard deviation and number of wells of ``value`` per condition.
+
+    ``plate_map`` has columns ``well`` and ``condition`` (a user's CSV); wells are matched
+    by name after normalising ("a1" → "A01").
+    """
+    wells = plate_map.assign(well=plate_map["well"].map(_normal_well))
+    merged = per_well.dropna(subset=[value]).merge(wells[["well", "condition"]], on="well")
+    return (merged.groupby("condition")[value].agg(["mean", "std", "count"])
+            .rename(columns={"count": "wells"}).reset_index())
+
+
+def _normal_well(name) -> str | None:
+    try:
+        return stats.well_name(*stats.parse_well_name(str(name)))
+    except ValueError:
+        return None

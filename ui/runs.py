@@ -1,0 +1,149 @@
+"""Runs, models and their charts, as the Train, Predict and Annotate pages show them.
+
+Reads the project store only (the worker processes write it); builds plotly figures from
+the per-epoch metrics. No torch import here except :func:`device_name`, cached once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from svetlana_core.store import Project
+
+FINAL = ("done", "failed", "stopped")
+
+
+def model_runs(project: Project) -> pd.DataFrame:
+    """Runs that left a usable model folder (done or stopped), newest first."""
+    runs = project.runs()
+    if runs.empty:
+        return runs
+    ok = runs["status"].isin(["done", "stopped"]) & runs["model_dir"].notna()
+    ok &= runs["model_dir"].map(lambda d: bool(d) and (Path(d) / "model.json").exists())
+    return runs[ok].sort_values("id", ascending=False)
+
+
+def _decode(value) -> dict:
+    """``runs()`` keeps config and summary as JSON text; ``run()`` gives dicts."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return {}
+
+
+def model_label(run) -> str:
+    """How a model is named in choosers: run id, kind, folder name, best macro-F1."""
+    summary = _decode(run["summary"])
+    score = summary.get("macro_f1")
+    text = f"run {run['id']} · {run['kind']} · {Path(run['model_dir']).name}"
+    return text + (f" · macro-F1 {score:.3f}" if isinstance(score, (int, float)) else "")
+
+
+def latest_model_dir(project: Project) -> str | None:
+    models = model_runs(project)
+    models = models[models["kind"] == "train"] if not models.empty else models
+    return None if models.empty else str(models.iloc[0]["model_dir"])
+
+
+def latest_predictions(project: Project, image: str) -> pd.DataFrame:
+    """Predictions of the newest model that predicted this image (``label, class,
+    confidence``); empty when there are none."""
+    empty = pd.DataFrame({"label": pd.Series(dtype="int64"), "class": pd.Series(dtype=str),
+                          "confidence": pd.Series(dtype=float)})
+    chosen = st.session_state.get("predict_model") or latest_model_dir(project)
+    if not chosen:
+        return empty
+    table = project.predictions(chosen, image)
+    return table if not table.empty else empty
+
+
+@st.cache_resource
+def device_name() -> str:
+    """The device training would use here: the GPU's name, Apple MPS, or CPU (cores)."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "Apple GPU (MPS)"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def curves(epochs: pd.DataFrame, classes: list[str]) -> go.Figure:
+    """Three panels: train/validation loss; validation accuracy, balanced accuracy and
+    macro-F1; per-class validation recall."""
+    figure = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Loss", "Validation scores", "Validation recall per class"))
+    if epochs.empty:
+        return figure
+    x = epochs["epoch"]
+    for column, name in (("train_loss", "train loss"), ("val_loss", "validation loss")):
+        if column in epochs:
+            figure.add_trace(go.Scatter(x=x, y=epochs[column], name=name, mode="lines+markers"),
+                             row=1, col=1)
+    for column, name in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
+                         ("macro_f1", "macro-F1")):
+        if column in epochs:
+            figure.add_trace(go.Scatter(x=x, y=epochs[column], name=name, mode="lines+markers"),
+                             row=1, col=2)
+    for name in classes:
+        column = f"recall_{name}"
+        if column in epochs:
+            figure.add_trace(go.Scatter(x=x, y=epochs[column], name=f"recall {name}",
+                                        mode="lines"), row=1, col=3)
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_yaxes(range=[0, 1.02], row=1, col=3)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
+    """Confusion matrix heat map (rows: true class, columns: predicted class)."""
+    figure = go.Figure(go.Heatmap(z=confusion, x=classes, y=classes, colorscale="Blues",
+                                  text=confusion, texttemplate="%{text}", showscale=False))
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
+                         xaxis_title="predicted", yaxis_title="true",
+                         yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def model_meta(model_dir: str) -> dict:
+    """The model's ``model.json`` (classes, metrics, config…)."""
+    return json.loads((Path(model_dir) / "model.json").read_text())
+
+
+def runs_table(project: Project) -> pd.DataFrame:
+    """One row per run to compare them: status, architecture, settings, best scores."""
+    runs = project.runs()
+    rows = []
+    for run in runs.sort_values("id", ascending=False).to_dict("records"):
+        # A project holds tens of runs: a loop over them is clearer than exploding JSON.
+        config = _decode(run.get("config"))
+        inner = config.get("config", config)
+        metrics = _decode(run.get("summary"))
+        rows.append({
+            "run": run["id"], "kind": run["kind"], "status": run["status"],
+            "arch": inner.get("arch", "rf" if run["kind"] == "train-rf" else ""),
+            "params": json.dumps(inner.get("arch_params", {})) if inner else "",
+            "epochs": inner.get("epochs"), "lr": inner.get("lr"),
+            "macro_f1": metrics.get("macro_f1"),
+            "balanced_accuracy": metrics.get("balanced_accuracy"),
+            "device": run.get("device"), "author": run.get("author"),
+            "started": run.get("started_at"), "error": run.get("error"),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,68 @@
+"""The common training settings as widgets, turned into a ``TrainConfig`` dict.
+
+The form covers what most users change; the Train page's JSON editor exposes every key of
+:class:`svetlana_core.training.TrainConfig` (albumentations transforms included).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from svetlana_core.store import Project
+
+ARCHITECTURES = ["cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                 "densenet121", "densenet161", "densenet169", "densenet201", "alexnet"]
+
+
+def settings_form(project: Project) -> dict:
+    """Draw the settings widgets and return the config dict they describe."""
+    a, b, c = st.columns(3)
+    arch = a.selectbox("Architecture", ARCHITECTURES, key="train_arch",
+                       help="cnn: the small custom network of the paper (2D or 3D).")
+    params: dict = {}
+    if arch == "cnn":
+        params["depth"] = b.slider("Depth (conv blocks)", 1, 5, 3, key="train_depth")
+        params["width"] = c.select_slider("Width (filters)", [2, 4, 8, 16, 32, 64, 128], 32,
+                                          key="train_width")
+    auto = a.toggle("Automatic patch size", True, key="train_auto_patch",
+                    help="From the object sizes (95th percentile × 1.5), robust to giant objects.")
+    patch = None if auto else b.number_input("Patch size (pixels)", 8, 512, 64, 8,
+                                             key="train_patch")
+    mode = c.radio("Patch content", ["context", "masked"], horizontal=True, key="train_mode",
+                   help="masked: the image outside the object (dilated) is set to zero.")
+    a, b, c, d = st.columns(4)
+    epochs = a.number_input("Epochs", 1, 1000, 40, key="train_epochs")
+    lr = b.number_input("Learning rate", 1e-6, 1.0, 2e-3, format="%.4f", key="train_lr")
+    batch = c.select_slider("Batch size", [8, 16, 32, 64, 128, 256], 64, key="train_batch")
+    val = d.slider("Validation fraction", 0.0, 0.5, 0.2, 0.05, key="train_val",
+                   help="Held out by whole images, stratified by class.")
+    a, b, c = st.columns(3)
+    flips = a.toggle("Flips and 90° rotations", True, key="train_flips")
+    weights = b.toggle("Balance class weights", True, key="train_weights")
+    minutes = c.number_input("Time budget (minutes, 0 = none)", 0.0, 1440.0, 0.0,
+                             key="train_minutes")
+    if patch is not None:
+        _patch_preview(int(patch))
+    return {
+        "arch": arch, "arch_params": params, "patch_size": patch, "patch_mode": mode,
+        "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch),
+        "val_fraction": float(val),
+        "augment": {"flips": flips, "rot90": flips, "transforms": []},
+        "class_weights": "balanced" if weights else None,
+        "max_minutes": float(minutes) or None,
+    }
+
+
+def _patch_preview(size: int) -> None:
+    """Show the patch size as a box over the current image's centre (ui hint only)."""
+    st.caption(f"Each object is seen through a {size} × {size} pixel window centred on it.")
+
+
+def validate(config: dict) -> None:
+    """Check a config before starting a job; raises InputError naming the bad key.
+
+    Imports the training module (and torch) only when a run is about to start.
+    """
+    from svetlana_core.training import TrainConfig
+
+    TrainConfig.from_dict(config).validate()

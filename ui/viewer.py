@@ -1,0 +1,67 @@
+"""The image viewer shared by pages: display controls (plane, channels, contrast, zoom) and
+the cached JPEG preview with contours and class colours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from ui import loaders, overlay
+
+
+@dataclass(frozen=True)
+class Display:
+    """How an image is shown: the plane (3D), channels, contrast percentiles and viewport."""
+
+    plane: int | None
+    channels: tuple[int, ...] | None
+    low: float
+    high: float
+    viewport: overlay.Viewport
+
+
+def display_controls(image: np.ndarray | None, mask: np.ndarray, key: str,
+                     max_side: int = 1024, zoomable: bool = True) -> Display:
+    """Draw the plane / channel / contrast / zoom controls and return the chosen display."""
+    plane = None
+    if mask.ndim == 3:
+        plane = st.slider("Plane (z)", 0, mask.shape[0] - 1, mask.shape[0] // 2,
+                          key=f"{key}_plane")
+    channels = None
+    low, high = 1.0, 99.8
+    cols = st.columns([2, 2, 1]) if zoomable else st.columns([2, 2])
+    if image is not None:
+        n_channels = image.shape[0]
+        if n_channels > 1:
+            chosen = cols[0].multiselect(
+                "Channels", list(range(n_channels)), default=list(range(min(n_channels, 3))),
+                key=f"{key}_channels", format_func=lambda c: f"channel {c}")
+            channels = tuple(chosen) if chosen else None
+        low, high = cols[1].slider("Contrast (percentiles)", 0.0, 100.0, (1.0, 99.8), 0.1,
+                                   key=f"{key}_contrast")
+    shape = mask.shape[-2:]
+    zoom, centre = 1.0, None
+    if zoomable and max(shape) > max_side:
+        zoom = cols[-1].select_slider("Zoom", [1, 2, 4, 8, 16], value=1, key=f"{key}_zoom")
+        if zoom > 1:
+            r, c = st.columns(2)
+            centre = (r.slider("Centre row", 0, shape[0] - 1, shape[0] // 2, key=f"{key}_crow"),
+                      c.slider("Centre column", 0, shape[1] - 1, shape[1] // 2,
+                               key=f"{key}_ccol"))
+    viewport = overlay.fit_viewport(shape, max_side=max_side, zoom=zoom, centre=centre)
+    return Display(plane, channels, low, min(max(high, low + 0.1), 100.0), viewport)
+
+
+def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
+            label_colours: dict[int, str] | None = None, highlight: int | None = None) -> bytes:
+    """JPEG bytes of the current view (cached by file, view and colours)."""
+    limits = None
+    if image is not None:
+        limits = loaders.display_limits(row, image, display.plane, display.low, display.high)
+    colours = tuple(sorted((label_colours or {}).items()))
+    key = f"{row['path']}|{row['mask_path']}"
+    return loaders.preview_jpeg(key, image, mask, display.viewport, display.plane,
+                                display.channels, limits,
+                                (display.low, display.high, display.plane), colours, highlight)
