@@ -1,18 +1,16 @@
 """Svetlana web app entry point: page config and navigation, nothing else.
 
-Run with ``streamlit run app.py``. Each page calls ``ui.layout.page_setup`` itself, so a
-deep link that reaches a page before this script has run renders the same page.
+Run with ``streamlit run app.py``. The navigation here is hidden: every page calls
+``ui.layout.page_setup``, which draws the sidebar and its links. A deep link that reaches a
+page before this script has run (Streamlit then runs ``pages/<name>.py`` on its own) so
+renders the same page with the same sidebar.
 """
 
 import streamlit as st
 
-st.set_page_config(page_title="Svetlana", page_icon=":microscope:", layout="wide")
+from ui.layout import NAVIGATION
 
-PAGES = [
-    st.Page("pages/project.py", title="Project", icon=":material/folder_open:", default=True),
-    st.Page("pages/annotate.py", title="Annotate", icon=":material/ads_click:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/category:"),
-    st.Page("pages/dashboard.py", title="Dashboard", icon=":material/grid_on:"),
-]
-st.navigation(PAGES).run()
+st.set_page_config(page_title="Svetlana", page_icon=":material/biotech:", layout="wide")
+pages = [st.Page(path, title=label, icon=icon, default=(k == 0))
+         for k, (path, label, icon) in enumerate(NAVIGATION)]
+st.navigation(pages, position="hidden").run()

@@ -23,7 +23,7 @@ STATUS_ICONS = {"queued": "⏳", "running": "⚙️", "done": "✅", "failed": "
 def page_setup(title: str) -> Project | None:
     """Configure the page, draw the sidebar and return the current project (or None)."""
     try:
-        st.set_page_config(page_title=f"{title} · Svetlana", page_icon=":microscope:",
+        st.set_page_config(page_title=f"{title} · Svetlana", page_icon=":material/biotech:",
                            layout="wide")
     except st.errors.StreamlitAPIException:  # already set by app.py in this run
         pass
@@ -31,9 +31,22 @@ def page_setup(title: str) -> Project | None:
     return project
 
 
+#: Sidebar links: (page file, label, icon). app.py lists the same pages for st.navigation.
+NAVIGATION = [
+    ("pages/project.py", "Project", ":material/folder_open:"),
+    ("pages/annotate.py", "Annotate", ":material/ads_click:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/predict.py", "Predict", ":material/category:"),
+    ("pages/dashboard.py", "Dashboard", ":material/grid_on:"),
+]
+
+
 def _sidebar() -> Project | None:
     with st.sidebar:
-        st.markdown("### :microscope: Svetlana")
+        st.markdown("### :material/biotech: Svetlana")
+        for page, label, icon in NAVIGATION:
+            st.page_link(page, label=label, icon=icon)
+        st.divider()
         names = state.list_projects()
         current = state.current_project_name()
         if names:
