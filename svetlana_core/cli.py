@@ -67,6 +67,196 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_value(text: str):
+    """``--arch-param`` values: JSON when it parses (numbers, true, lists), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _config_from_args(args: argparse.Namespace) -> dict:
+    """The TrainConfig dict: ``--config`` file, then the flags given on the command line."""
+    config: dict = {}
+    if args.config:
+        path = Path(args.config)
+        try:
+            config = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"config file {path} not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InputError(f"config file {path} is not valid JSON: {error}") from None
+        if not isinstance(config, dict):
+            raise InputError(f"config file {path} must hold a JSON object")
+    if args.arch:
+        config["arch"] = args.arch
+    params = dict(config.get("arch_params") or {})
+    for item in args.arch_param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--arch-param {item!r} must look like KEY=VALUE")
+        params[key] = _parse_value(value)
+    if params:
+        config["arch_params"] = params
+    for key in ("epochs", "max_minutes", "seed", "device", "val_fraction", "batch_size", "lr"):
+        value = getattr(args, key, None)
+        if value is not None:
+            config[key] = value
+    return config
+
+
+def _group_by(pattern: str | None):
+    if not pattern:
+        return None
+    import re
+
+    try:
+        regex = re.compile(pattern)
+    except re.error as error:
+        raise InputError(f"--group-pattern {pattern!r} is not a valid regular expression: "
+                         f"{error}") from None
+
+    def group(name: str) -> str:
+        found = regex.search(name)
+        if not found:
+            return name
+        return found.group(1) if regex.groups else found.group(0)
+
+    return group
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    if config.get("arch") == "rf":
+        return _train_rf(args, config)
+    from svetlana_core import training
+
+    cfg = training.TrainConfig.from_dict(config)
+    cfg.validate()
+    group_by = _group_by(args.group_pattern)
+    if args.project:
+        from svetlana_core.store import Project
+
+        dataset = training.dataset_from_project(Project.open(args.project), cfg,
+                                                group_by=group_by)
+    else:
+        _require(args, "images", "masks", "labels")
+        images = None if args.images == "-" else args.images
+        dataset = training.dataset_from_folders(images, args.masks, args.labels, cfg,
+                                                group_by=group_by, axes=args.axes)
+
+    def on_epoch(record: dict) -> None:
+        shown = {k: record.get(k) for k in ("epoch", "train_loss", "val_loss", "accuracy",
+                                              "balanced_accuracy", "macro_f1", "seconds")}
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in shown.items() if v is not None), file=sys.stderr, flush=True)
+
+    run = training.train(dataset, cfg, on_epoch=on_epoch, out_dir=args.out)
+    metrics = {k: run.metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy", "macro_f1",
+                                                "per_class", "confusion", "classes")}
+    print(_json_line({"model_dir": str(run.model_dir), "best_epoch": run.best_epoch,
+                      "stop_reason": run.stop_reason, "seconds": round(run.seconds, 1),
+                      "device": run.device, "split": run.split.get("note"), **metrics}))
+    return EXIT_OK
+
+
+def _train_rf(args: argparse.Namespace, config: dict) -> int:
+    from svetlana_core import baseline, io
+
+    if args.project:
+        raise InputError("--arch rf trains from folders (--images, --masks, --labels) only")
+    _require(args, "masks", "labels")
+    images = None if args.images in (None, "-") else args.images
+    labels = io.read_labels_csv(args.labels)
+    if images is None:
+        files = {p.name: (None, p) for p in sorted(Path(args.masks).iterdir())
+                 if p.suffix.lower() in io.MASK_EXTENSIONS}
+    else:
+        files = {p.image.name: (p.image, p.mask) for p in io.pair_files(images, args.masks)}
+    result = baseline.train_from_labels(
+        files, labels, val_fraction=config.get("val_fraction", 0.2),
+        seed=config.get("seed", 0), group_by=_group_by(args.group_pattern), axes=args.axes,
+        **(config.get("arch_params") or {}))
+    result.model.save(args.out)
+    print(_json_line({"model_dir": str(args.out), "n_train": result.n_train,
+                      "n_val": result.n_val, **(result.metrics or {})}))
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from svetlana_core.evaluate import evaluate_folder
+
+    images = None if args.images == "-" else args.images
+    metrics = evaluate_folder(args.model, images, args.masks, args.labels, axes=args.axes,
+                              device=args.device)
+    print(_json_line({k: metrics[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1",
+                                              "per_class", "confusion")}))
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from svetlana_core import io
+    from svetlana_core.predict import predict_many
+
+    if args.scheduler and args.dask_local:
+        raise InputError("give either --scheduler or --dask-local, not both")
+    pairs = io.pair_files(args.images, args.masks)
+    client = cluster = None
+    if args.dask_local:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=args.dask_local, threads_per_worker=1,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    bar = tqdm(total=len(pairs), unit="image", file=sys.stderr, disable=args.quiet)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.n = done
+        bar.set_postfix_str(name)
+        bar.refresh()
+
+    try:
+        result = predict_many(args.model, pairs, args.out, batch_size=args.batch_size,
+                              device=args.device, force=args.force, progress=progress,
+                              client=client, scheduler=args.scheduler, axes=args.axes)
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+            cluster.close()
+    for name, message in result.failed.items():
+        print(f"failed: {name}: {message}", file=sys.stderr)
+    print(_json_line({"out_dir": str(args.out), "done": len(result.done),
+                      "skipped": len(result.skipped), "failed": len(result.failed)}))
+    return EXIT_OK if not result.failed else EXIT_BAD_INPUT
+
+
+def cmd_gradcam(args: argparse.Namespace) -> int:
+    from svetlana_core import io
+    from svetlana_core.explain import explain_object, save_heatmap_png
+    from svetlana_core.training import load_model
+
+    model = load_model(args.model)
+    image, mask = io.load_pair(None if args.image == "-" else args.image, args.mask,
+                               axes=args.axes)
+    explanation, patch = explain_object(model, image, mask, args.label, target=args.target,
+                                        guided=args.guided)
+    save_heatmap_png(args.out, patch, explanation.heat)
+    probabilities = dict(zip(model.classes, map(float, explanation.probabilities)))
+    print(_json_line({"label": args.label, "target": explanation.target_class,
+                      "predicted": model.classes[explanation.predicted],
+                      "probabilities": probabilities, "out": str(args.out)}))
+    return EXIT_OK
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n}" for n in names if getattr(args, n, None) in (None, "")]
+    if missing:
+        raise InputError(f"train needs {', '.join(missing)} (or a PROJECT_DIR)")
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -103,6 +293,63 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="create the demo project (synthetic cells, 3 classes)")
     p.add_argument("project", help="project folder to create")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a classifier (CNN or random forest)")
+    p.add_argument("project", nargs="?", help="train from this project's stored labels")
+    p.add_argument("--images", help="folder of images ('-' for mask-only data)")
+    p.add_argument("--masks", help="folder of masks (default: the images folder)")
+    p.add_argument("--labels", help="CSV with columns image,label,class")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--config", help="TrainConfig JSON file (flags below override it)")
+    p.add_argument("--arch", help="cnn, resnet18…152, densenet121…201, alexnet, or rf")
+    p.add_argument("--arch-param", action="append", metavar="KEY=VALUE",
+                   help="architecture parameter, e.g. depth=2 (repeatable)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after this budget")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--group-pattern", help="regex whose first group in the image name is the "
+                   "validation group, e.g. 'train_(\\d+)_' (default: the image)")
+    p.add_argument("--axes", help="axes of the image files, when they cannot be guessed")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on labelled objects (one JSON line)")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--images", required=True, help="folder of images ('-' for mask-only)")
+    p.add_argument("--masks", required=True, help="folder of masks")
+    p.add_argument("--labels", required=True, help="CSV with columns image,label,class")
+    p.add_argument("--axes")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict every object of a folder or plate of images")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--masks", help="folder of masks (default: the images folder)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--dask-local", type=int, metavar="N",
+                   help="start a local Dask cluster of N worker processes")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--force", action="store_true", help="redo images already predicted")
+    p.add_argument("--axes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("gradcam", help="Grad-CAM heat map of one object, as a PNG")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--image", required=True, help="image file ('-' for mask-only models)")
+    p.add_argument("--mask", required=True, help="mask file")
+    p.add_argument("--label", required=True, type=int, help="the object's label in the mask")
+    p.add_argument("--target", help="class to explain (default: the predicted class)")
+    p.add_argument("--guided", action="store_true", help="guided Grad-CAM (2D)")
+    p.add_argument("--axes")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_gradcam)
 
     return parser
 

@@ -998,3 +998,46 @@ def _umask() -> int:
     except OSError:
         pass
     return 0o022
+
+
+# ---------------------------------------------------------------------------- labels CSV
+
+
+def read_labels_csv(path: str | os.PathLike) -> "pd.DataFrame":
+    """Read a labels CSV ``image,label,class`` (the exchange format of labels).
+
+    Class names are kept as text (a class called ``NA`` or ``None`` survives), labels must be
+    positive integers, exact duplicate rows are collapsed and extra columns are kept.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, missing columns, a label that is not a positive integer, or one
+        object given two different classes (the message names the file and the value).
+    """
+    import pandas as pd  # only here: reading images does not need pandas
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"labels file {path} not found")
+    try:
+        table = pd.read_csv(path, dtype={"image": str, "class": str}, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise InputError(f"labels file {path} could not be read: {e}") from None
+    missing = {"image", "label", "class"} - set(table.columns)
+    if missing:
+        raise InputError(f"labels file {path} lacks column(s) {', '.join(sorted(missing))}; "
+                         f"it has {', '.join(map(str, table.columns))}")
+    labels = pd.to_numeric(table["label"], errors="coerce")
+    bad = table.loc[labels.isna() | (labels % 1 != 0) | (labels <= 0), "label"]
+    if len(bad):
+        raise InputError(f"labels file {path}: label(s) {', '.join(map(str, bad[:5]))} are "
+                         "not positive integers")
+    table = table.assign(label=labels.astype("int64"))
+    conflicting = table.drop_duplicates(["image", "label", "class"]).duplicated(
+        ["image", "label"])
+    if conflicting.any():
+        first = table.drop_duplicates(["image", "label", "class"])[conflicting].iloc[0]
+        raise InputError(f"labels file {path} gives object {first['label']} of "
+                         f"{first['image']} two different classes")
+    return table.drop_duplicates(["image", "label"]).reset_index(drop=True)

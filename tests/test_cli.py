@@ -95,3 +95,82 @@ def test_consep_import_export_identical(shared_data, tmp_path):
     back = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert len(back) == 6361
     assert set(map(tuple, back.values.tolist())) == set(map(tuple, original.values.tolist()))
+
+
+@pytest.fixture(scope="module")
+def demo_folders(tmp_path_factory):
+    from svetlana_core.demo import create_demo
+
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    create_demo(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_train_evaluate_predict_gradcam_end_to_end(demo_folders, tmp_path):
+    import json
+
+    images, masks = demo_folders / "images", demo_folders / "masks"
+    truth = demo_folders / "ground_truth.csv"
+    model = tmp_path / "model"
+    result = run_cli("train", "--images", images, "--masks", masks, "--labels", truth,
+                     "--out", model, "--epochs", "3", "--arch-param", "depth=2",
+                     "--arch-param", "width=8", "--batch-size", "16")
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["model_dir"] == str(model) and 0.0 <= final["macro_f1"] <= 1.0
+    assert len(result.stderr.strip().splitlines()) >= 1   # one progress line per epoch
+    assert (model / "model.json").exists() and (model / "weights.safetensors").exists()
+
+    result = run_cli("evaluate", "--model", model, "--images", images, "--masks", masks,
+                     "--labels", truth)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["n"] == 144 and set(scores["per_class"]) == {"round", "elongated", "speckled"}
+    assert sum(map(sum, scores["confusion"])) == 144
+
+    out = tmp_path / "out"
+    result = run_cli("predict", "--model", model, "--images", images, "--masks", masks,
+                     "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    objects = pd.read_csv(out / "objects.csv")
+    assert len(objects) == 144 and set(objects["well"]) == {"A01", "A02", "B01", "B02"}
+    per_well = pd.read_csv(out / "counts_per_well.csv")
+    assert per_well["n_objects"].sum() == 144
+
+    heat = tmp_path / "heat.png"
+    result = run_cli("gradcam", "--model", model, "--image", images / "demo_A01.png",
+                     "--mask", masks / "demo_A01.tif", "--label", "5", "--out", heat)
+    assert result.returncode == 0, result.stderr
+    assert heat.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_random_forest_and_evaluate(demo_folders, tmp_path):
+    import json
+
+    images, masks = demo_folders / "images", demo_folders / "masks"
+    truth = demo_folders / "ground_truth.csv"
+    assert main(["train", "--arch", "rf", "--images", str(images), "--masks", str(masks),
+                 "--labels", str(truth), "--out", str(tmp_path / "rf")]) == 0
+    result = run_cli("evaluate", "--model", tmp_path / "rf", "--images", images, "--masks",
+                     masks, "--labels", truth)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n"] == 144
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--out", "m"], "needs --images, --masks, --labels"),
+    (["train", "--images", "i", "--masks", "m", "--labels", "l", "--out", "m",
+      "--arch-param", "depth"], "KEY=VALUE"),
+    (["train", "--images", "i", "--masks", "m", "--labels", "l", "--out", "m",
+      "--config", "missing.json"], "config file missing.json not found"),
+    (["train", "--images", "i", "--masks", "m", "--labels", "l", "--out", "m",
+      "--arch", "resnet9"], "resnet9"),
+    (["evaluate", "--model", "nowhere", "--images", "i", "--masks", "m", "--labels", "l"],
+     "labels file l not found"),
+])
+def test_cli_argument_errors_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
