@@ -1,0 +1,737 @@
+"""Long work (training, batch prediction) in a worker process that reports to the project store.
+
+The app never trains in its own process: a thread of the Streamlit server slows every click
+(FIELD-NOTES), so :func:`submit_training` (and :func:`submit_prediction`) starts a *spawned*
+process and returns a run id at once. The worker writes everything to the store (status, pid, device, one row per epoch,
+heartbeat, the model folder, the error) and the page polls the store; the store, not the
+process object, is the truth, so a reloaded page or another user sees the same job.
+
+Life of a run (``runs.status``)::
+
+    queued --(device lock acquired)--> running --> done | stopped | failed
+    queued --(cancelled while waiting)--> stopped
+    queued | running --(worker gone, reap_dead_jobs)--> failed "worker died"
+
+One queue per device
+--------------------
+Two trainings on one GPU (or on the two cores of a small server) are slower together than one
+after the other, and can run out of memory. A worker therefore takes an exclusive
+``fcntl.flock`` on ``<lock dir>/<device>.lock`` before it starts, and holds it until its final
+status is written. The lock dir is ``$SVETLANA_LOCK_DIR``, by default
+``<system temp dir>/svetlana-locks``: one folder for the whole machine, so jobs of *different
+projects* on one GPU queue too. The kernel drops the lock when the process dies, so a crashed
+worker never blocks the queue. Locks are per machine (POSIX only).
+
+Cancelling
+----------
+:func:`request_cancel` marks the run in the store (``summary["cancel_requested"]``; the runs
+table has no cancel column yet); the worker polls the store at most every
+:data:`POLL_S` seconds between batches, so training stops within one batch, saves the best
+weights so far and ends ``stopped``. ``SIGTERM`` and ``SIGINT`` do the same.
+
+Exit of the submitting process
+------------------------------
+:func:`shutdown_workers` is registered with :mod:`atexit`: it sends ``SIGTERM`` to the workers
+this process started (they stop and save), waits for them, and kills what is left. Without it
+multiprocessing would wait for a non-daemon worker at exit, and a daemonic one would be killed
+without saving.
+
+No torch here at import time: the worker imports :mod:`svetlana_core.training` itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import multiprocessing
+import multiprocessing.util  # registers its atexit join first, so ours runs before it
+import os
+import re
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from svetlana_core.errors import InputError
+from svetlana_core.store import Project, utc_now
+
+__all__ = [
+    "FINAL_STATUSES",
+    "HEARTBEAT_S",
+    "LOCK_DIR_ENV",
+    "POLL_S",
+    "STALE_AFTER_S",
+    "job_status",
+    "lock_dir",
+    "reap_dead_jobs",
+    "request_cancel",
+    "shutdown_workers",
+    "submit_prediction",
+    "submit_training",
+    "wait",
+]
+
+LOCK_DIR_ENV = "SVETLANA_LOCK_DIR"
+#: A worker writes ``heartbeat_at`` at least this often (seconds), also while queued.
+HEARTBEAT_S = 2.0
+#: Seconds between two looks at the store for a cancel request.
+POLL_S = 0.5
+#: A queued or running run whose heartbeat is older than this (seconds) is dead.
+STALE_AFTER_S = 120.0
+FINAL_STATUSES = ("done", "failed", "stopped")
+SOURCE_KINDS = ("project", "folders")
+JOB_KINDS = ("cnn", "rf")
+PREDICT_SOURCE_KINDS = ("project", "folder")
+
+# Workers started by this process: (project folder, run id) -> Process.
+_WORKERS: dict[tuple[str, int], multiprocessing.process.BaseProcess] = {}
+_WORKERS_LOCK = threading.Lock()
+
+
+def lock_dir() -> Path:
+    """The machine-wide folder of device lock files (``$SVETLANA_LOCK_DIR`` or a temp folder)."""
+    folder = Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "svetlana-locks")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _check_source(source: Mapping[str, Any] | None) -> dict[str, Any]:
+    source = {"kind": "project"} if source is None else dict(source)
+    kind = source.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise InputError(f"source kind {kind!r} is not valid; choose one of {', '.join(SOURCE_KINDS)}")
+    if kind == "folders":
+        allowed = {"kind", "images", "masks", "labels", "axes", "group_pattern"}
+        unknown = sorted(set(source) - allowed)
+        if unknown:
+            raise InputError(f"folders source got unknown key(s) {unknown}; valid: {sorted(allowed)}")
+        for key in ("masks", "labels"):
+            if not source.get(key):
+                raise InputError(f"folders source needs {key!r} (a path)")
+        source = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in source.items()}
+    else:
+        allowed = {"kind", "group_pattern"}
+        unknown = sorted(set(source) - allowed)
+        if unknown:
+            raise InputError(f"project source got unknown key(s) {unknown}; valid: {sorted(allowed)}")
+    pattern = source.get("group_pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as error:
+            raise InputError(f"group_pattern {pattern!r} is not a valid regular expression: {error}") from None
+    return source
+
+
+def submit_training(
+    project_dir: str | os.PathLike,
+    config_dict: Mapping[str, Any],
+    source: Mapping[str, Any] | None = None,
+    out_name: str | None = None,
+    author: str = "",
+    kind: str = "cnn",
+) -> int:
+    """Queue a training run and start its worker process; returns at once.
+
+    Parameters
+    ----------
+    project_dir : path
+        The project (:class:`svetlana_core.store.Project` folder); the run is recorded there and
+        the model is written under its ``models/`` folder.
+    config_dict : mapping
+        For ``kind="cnn"``: a :class:`svetlana_core.training.TrainConfig` dict (checked by the
+        worker: a bad value ends the run ``failed`` with the message). For ``kind="rf"``: the
+        keyword arguments of :func:`svetlana_core.baseline.train_baseline` plus
+        ``val_fraction`` and ``seed``.
+    source : mapping, optional
+        ``{"kind": "project"}`` (default: the project's current labels) or
+        ``{"kind": "folders", "images": dir or None, "masks": dir, "labels": csv,
+        "axes": None}``. Either may add ``"group_pattern"``: a regular expression whose first
+        group (or whole match) in the image name is the split group, e.g. ``r"train_(\\d+)_"``
+        for CoNSeP source images.
+    out_name : str, optional
+        Model folder name under ``models/`` (default ``run<id>-<time>``).
+    author : str
+    kind : {"cnn", "rf"}
+        The CNN of :mod:`svetlana_core.training`, or the random-forest baseline.
+
+    Returns
+    -------
+    int
+        The run id; poll :func:`job_status` or :func:`wait` on it.
+
+    Raises
+    ------
+    InputError
+        Unknown kind or source, a config that is not a mapping, a bad model folder name.
+    """
+    if kind not in JOB_KINDS:
+        raise InputError(f"job kind {kind!r} is not valid; choose one of {', '.join(JOB_KINDS)}")
+    if not isinstance(config_dict, Mapping):
+        raise InputError(f"config_dict must be a mapping, got {type(config_dict).__name__}")
+    if out_name is not None and (not isinstance(out_name, str) or not out_name.strip()
+                                 or Path(out_name).name != out_name or out_name.startswith(".")):
+        raise InputError(f"out_name={out_name!r} is not valid: give a plain folder name")
+    source = _check_source(source)
+    project = Project.open(project_dir)
+    run_id = project.create_run(
+        "train" if kind == "cnn" else "train-rf",
+        {"kind": kind, "config": dict(config_dict), "source": source, "out_name": out_name},
+        author=author,
+    )
+    _start_worker(project, run_id, _run_training_job, f"svetlana-train-{run_id}")
+    return run_id
+
+
+def _start_worker(project: Project, run_id: int, target: Any, name: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=target, args=(os.fspath(project.folder), run_id),
+                              name=name, daemon=False)
+    process.start()
+    project.update_run(run_id, pid=process.pid)
+    with _WORKERS_LOCK:
+        _WORKERS[(os.fspath(project.folder), run_id)] = process
+
+
+def submit_prediction(
+    project_dir: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    source: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    author: str = "",
+    device: str = "auto",
+) -> int:
+    """Queue a batch prediction (:func:`svetlana_core.predict.predict_many`) in a worker process.
+
+    Progress is in the run's ``summary``: ``finished``, ``total``, ``image`` (the last one),
+    then ``done``, ``skipped``, ``failed`` (``"<image>: <message>"`` strings) and ``outputs``.
+    For project images the per-object predictions are also stored in the project
+    (:meth:`Project.save_predictions`, keyed by ``model_dir`` as given).
+
+    Parameters
+    ----------
+    project_dir : path
+    model_dir : path
+        A model folder.
+    source : mapping
+        ``{"kind": "project", "images": [names] or None (all)}`` or
+        ``{"kind": "folder", "images": dir, "masks": dir or None, "axes": None}``.
+    out_dir : path
+        Output folder of :func:`~svetlana_core.predict.predict_many` (it resumes there).
+    force : bool
+        Redo images whose outputs are up to date.
+    author, device : str
+
+    Returns
+    -------
+    int
+        The run id. Cancel with :func:`request_cancel` (stops after the current image).
+    """
+    source = dict(source) if isinstance(source, Mapping) else source
+    if not isinstance(source, dict) or source.get("kind") not in PREDICT_SOURCE_KINDS:
+        kind = source.get("kind") if isinstance(source, dict) else source
+        raise InputError(f"prediction source kind {kind!r} is not valid; choose one of "
+                         f"{', '.join(PREDICT_SOURCE_KINDS)}")
+    if source["kind"] == "folder" and not source.get("images"):
+        raise InputError("folder source needs 'images' (a folder)")
+    source = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in source.items()}
+    project = Project.open(project_dir)
+    run_id = project.create_run(
+        "predict",
+        {"kind": "predict", "model_dir": os.fspath(model_dir), "source": source,
+         "out_dir": os.fspath(out_dir), "force": bool(force), "device": device},
+        author=author,
+    )
+    _start_worker(project, run_id, _run_prediction_job, f"svetlana-predict-{run_id}")
+    return run_id
+
+
+def request_cancel(project_dir: str | os.PathLike, run_id: int) -> bool:
+    """Ask a queued or running job to stop; it ends ``stopped`` with the best model so far.
+
+    Returns
+    -------
+    bool
+        False when the run had already ended (nothing to cancel).
+    """
+    project = Project.open(project_dir)
+    record = project.run(run_id)
+    if record["status"] in FINAL_STATUSES:
+        return False
+    summary = dict(record["summary"] or {})
+    summary.update(cancel_requested=True, cancel_requested_at=utc_now())
+    project.update_run(run_id, summary=summary)
+    return True
+
+
+def job_status(project_dir: str | os.PathLike, run_id: int) -> dict[str, Any]:
+    """The run's record from the store, plus ``epochs`` (rows so far) and ``cancel_requested``.
+
+    Returns
+    -------
+    dict
+        ``id, kind, status, config, model_dir, device, error, author, pid, created_at,
+        started_at, finished_at, heartbeat_at, summary, epochs, cancel_requested``.
+    """
+    project = Project.open(project_dir)
+    record = project.run(run_id)
+    record["epochs"] = len(project.epochs(run_id))
+    record["cancel_requested"] = bool((record["summary"] or {}).get("cancel_requested"))
+    return record
+
+
+def _age_s(stamp: str | None) -> float:
+    if not stamp:
+        return float("inf")
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def reap_dead_jobs(
+    project_dir: str | os.PathLike, stale_after_s: float = STALE_AFTER_S
+) -> list[int]:
+    """Mark queued or running runs whose worker is gone as ``failed`` ("worker died").
+
+    A worker is gone when its process no longer exists, or when its heartbeat is older than
+    ``stale_after_s`` (a hung or frozen worker; also a worker on another machine that shares
+    the project folder, whose pid means nothing here).
+
+    Returns
+    -------
+    list of int
+        The run ids marked failed.
+    """
+    multiprocessing.active_children()  # joins our finished workers, so their pids are free
+    project = Project.open(project_dir)
+    runs = project.runs()
+    reaped = []
+    for run_id in runs.loc[runs["status"].isin(["queued", "running"]), "id"].tolist():
+        record = project.run(run_id)
+        with _WORKERS_LOCK:
+            own = _WORKERS.get((os.fspath(project.folder), int(run_id)))
+        if own is not None:
+            alive = own.is_alive()
+        else:
+            alive = _pid_alive(record["pid"]) or (
+                record["pid"] is None and _age_s(record["created_at"]) < stale_after_s
+            )
+        beat = record["heartbeat_at"] or record["started_at"] or record["created_at"]
+        if alive and _age_s(beat) <= stale_after_s:
+            continue
+        reason = "worker died" if not alive else f"worker died (no heartbeat for {_age_s(beat):.0f} s)"
+        # Re-read: the worker may have written its final status in between.
+        if project.run(run_id)["status"] in FINAL_STATUSES:
+            continue
+        project.update_run(int(run_id), status="failed", error=reason, finished_at=utc_now())
+        reaped.append(int(run_id))
+    return reaped
+
+
+def wait(
+    project_dir: str | os.PathLike, run_id: int, timeout: float | None = None, poll_s: float = 0.2
+) -> str:
+    """Block until a run ends (or ``timeout`` seconds pass); returns its status.
+
+    A worker of this process that exited without a final status is marked ``failed``.
+    """
+    project = Project.open(project_dir)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    key = (os.fspath(project.folder), int(run_id))
+    while True:
+        status = project.run(run_id)["status"]
+        if status in FINAL_STATUSES:
+            with _WORKERS_LOCK:
+                process = _WORKERS.pop(key, None)
+            if process is not None:
+                process.join(timeout=30)
+            return status
+        with _WORKERS_LOCK:
+            process = _WORKERS.get(key)
+        if process is not None and not process.is_alive():
+            reap_dead_jobs(project_dir)
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            return status
+        time.sleep(poll_s)
+
+
+def shutdown_workers(timeout: float = 20.0) -> None:
+    """Stop the workers this process started: SIGTERM (they stop and save), wait, then kill.
+
+    Registered with :mod:`atexit`, so the server or a test session can exit while a job runs.
+    Runs whose worker had to be killed are marked ``failed``.
+    """
+    with _WORKERS_LOCK:
+        workers = list(_WORKERS.items())
+        _WORKERS.clear()
+    for _, process in workers:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for (folder, run_id), process in workers:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+        try:
+            project = Project.open(folder)
+            if project.run(run_id)["status"] not in FINAL_STATUSES:
+                project.update_run(run_id, status="failed", finished_at=utc_now(),
+                                   error="worker stopped when the process that started it exited")
+        except Exception:  # the project may be gone (a test's temp folder): nothing to record
+            pass
+
+
+# atexit runs handlers last-registered first: this one must run before multiprocessing's own,
+# which joins non-daemon children and would wait for a training to end.
+atexit.register(shutdown_workers)
+
+
+# --------------------------------------------------------------------------------------------
+# the worker process
+# --------------------------------------------------------------------------------------------
+
+
+class _CancelFlag:
+    """``is_set()`` for :func:`svetlana_core.training.train`: a signal or a cancel request.
+
+    Looks at the store at most every :data:`POLL_S` seconds, so a call between batches costs
+    nothing measurable.
+    """
+
+    def __init__(self, project: Project, run_id: int) -> None:
+        self.project = project
+        self.run_id = run_id
+        self._set = False
+        self._polled = 0.0
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if not self._set and now - self._polled >= POLL_S:
+            self._polled = now
+            summary = self.project.run(self.run_id)["summary"] or {}
+            self._set = bool(summary.get("cancel_requested"))
+        return self._set
+
+
+class _Heartbeat:
+    """A thread that writes ``heartbeat_at`` every :data:`HEARTBEAT_S` seconds while it runs.
+
+    A thread rather than a write between batches, so that a worker that spends minutes reading
+    images or queueing for the device is not taken for dead. It is stopped and joined on exit
+    (a thread alive at interpreter exit is what aborts processes that use torch).
+    """
+
+    def __init__(self, project: Project, run_id: int) -> None:
+        self.project = project
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="svetlana-heartbeat")
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.project.update_run(self.run_id, heartbeat_at=utc_now())
+            except Exception:  # a busy or vanished store must not kill the training
+                pass
+            if self._stop.wait(HEARTBEAT_S):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _lock_name(device: Any) -> str:
+    name = str(device)
+    if name == "cuda":
+        name = "cuda:0"
+    return re.sub(r"[^A-Za-z0-9_-]", "", name.replace(":", "")) or "device"
+
+
+@contextlib.contextmanager
+def _device_lock(device: Any, flag: _CancelFlag) -> Iterator[bool]:
+    """Hold the machine-wide lock of ``device``; yields False when cancelled while waiting."""
+    import fcntl
+
+    path = lock_dir() / f"{_lock_name(device)}.lock"
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if flag.is_set():
+                    yield False
+                    return
+                time.sleep(0.2)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _group_by(pattern: str | None):
+    if pattern is None:
+        return None
+    compiled = re.compile(pattern)
+
+    def group(name: str) -> str:
+        match = compiled.search(name)
+        if match is None:
+            return name
+        return match.group(1) if compiled.groups else match.group(0)
+
+    return group
+
+
+def _model_folder(project: Project, run_id: int, out_name: str | None) -> Path:
+    name = out_name or f"run{run_id:04d}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder = project.models_dir / name
+    if folder.exists() and any(folder.iterdir()):
+        raise InputError(f"model folder {folder} already exists; choose another name")
+    return folder
+
+
+def _train_cnn(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
+    from svetlana_core import training
+
+    config = training.TrainConfig.from_dict(spec["config"])
+    source = spec["source"]
+    group_by = _group_by(source.get("group_pattern"))
+    if source["kind"] == "folders":
+        dataset = training.dataset_from_folders(
+            source.get("images"), source["masks"], source["labels"], config,
+            group_by=group_by, axes=source.get("axes"),
+        )
+    else:
+        dataset = training.dataset_from_project(project, config, group_by=group_by)
+    out_dir = _model_folder(project, run_id, spec.get("out_name"))
+
+    def on_epoch(record: dict) -> None:
+        # the store keeps the epoch number in its own column
+        metrics = {k: v for k, v in record.items() if k != "epoch"}
+        project.add_epoch(run_id, record["epoch"], metrics)
+
+    run = training.train(dataset, config, on_epoch=on_epoch, stop=flag, out_dir=out_dir)
+    return {
+        "status": "stopped" if run.stopped else "done",
+        "model_dir": os.fspath(run.model_dir),
+        "summary": {
+            "text": run.summary, "best_epoch": run.best_epoch, "stop_reason": run.stop_reason,
+            "seconds": round(run.seconds, 1), "n_train": run.split["n_train"],
+            "n_val": run.split["n_val"], "split": run.split["note"],
+            **{k: run.metrics[k] for k in ("macro_f1", "balanced_accuracy", "accuracy")},
+        },
+    }
+
+
+def _train_rf(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
+    """Random-forest baseline on object features, scored on the same kind of grouped split."""
+    import numpy as np
+    import pandas as pd
+
+    from svetlana_core import baseline, io, training
+
+    params = dict(spec["config"])
+    val_fraction = params.pop("val_fraction", 0.2)
+    seed = params.get("seed", 0)
+    source = spec["source"]
+    if source["kind"] == "folders":
+        table = training.read_labels_csv(source["labels"])
+        if source.get("images") is None:
+            files = {p.name: (None, p) for p in sorted(Path(source["masks"]).iterdir())
+                     if p.suffix.lower() in io.MASK_EXTENSIONS}
+        else:
+            files = {p.image.name: (p.image, p.mask)
+                     for p in io.pair_files(source["images"], source["masks"])}
+        unknown = sorted(set(table["image"]) - set(files))
+        if unknown:
+            raise InputError(f"labels file {source['labels']} names image(s) "
+                             f"{', '.join(unknown[:5])} that are not in the folders")
+        axes = source.get("axes")
+    else:
+        table = project.labels()
+        images = project.images().set_index("name")
+        files = {
+            n: (None if pd.isna(images.loc[n, "path"]) else images.loc[n, "path"],
+                images.loc[n, "mask_path"])
+            for n in table["image"].unique()
+        }
+        axes = None
+    parts = []
+    for name, rows in table.groupby("image", sort=True):
+        image_path, mask_path = files[name]
+        image, mask = io.load_pair(image_path, mask_path, axes=axes)
+        features = baseline.object_features(image, mask, rows["label"].astype(int).tolist())
+        parts.append(features.assign(_image=name, _class=rows["class"].astype(str).to_numpy()))
+        if flag.is_set():
+            return {"status": "stopped", "model_dir": None,
+                    "summary": {"text": "stopped while computing features"}}
+    data = pd.concat(parts, ignore_index=True)
+    classes = sorted(data["_class"].unique())
+    y = np.array([classes.index(c) for c in data["_class"]])
+    group_by = _group_by(source.get("group_pattern")) or (lambda name: name)
+    groups = np.array([group_by(n) for n in data["_image"]])
+    train_idx, val_idx = training.split_train_val(y, groups, val_fraction, seed)
+    features = data.drop(columns=["_image", "_class"])
+    try:
+        model = baseline.train_baseline(features.iloc[train_idx],
+                                        list(data["_class"].iloc[train_idx]), classes, **params)
+    except TypeError as error:  # an unknown keyword in the config
+        raise InputError(f"random-forest config: {error}") from None
+    metrics = model.evaluate(features.iloc[val_idx], list(data["_class"].iloc[val_idx])) \
+        if len(val_idx) else None
+    out_dir = _model_folder(project, run_id, spec.get("out_name"))
+    model.with_metrics(metrics or {}).save(out_dir)
+    summary = {"text": f"random forest on {len(train_idx)} objects; validation on {len(val_idx)}",
+               "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+    if metrics:
+        summary.update({k: metrics[k] for k in ("macro_f1", "balanced_accuracy", "accuracy")})
+    return {"status": "done", "model_dir": os.fspath(out_dir), "summary": summary}
+
+
+class _Cancelled(Exception):
+    """Raised from a progress callback to abandon work that has no stop event."""
+
+
+def _predict(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
+    import pandas as pd
+
+    from svetlana_core import predict
+
+    source = spec["source"]
+    names: dict[str, str] = {}  # predict's image name (file name) -> project image name
+    if source["kind"] == "project":
+        images = project.images()
+        wanted = source.get("images")
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(images["name"]))
+            if unknown:
+                raise InputError(f"project has no image(s) {', '.join(unknown[:5])}")
+            images = images[images["name"].isin(wanted)]
+        pairs = []
+        for row in images.itertuples(index=False):
+            path = None if row.path is None or pd.isna(row.path) else row.path
+            pairs.append((path, row.mask_path))
+            names[Path(path if path is not None else row.mask_path).name] = row.name
+        if not pairs:
+            raise InputError("there are no images to predict")
+    else:
+        from svetlana_core import io
+
+        pairs = io.pair_files(source["images"], source.get("masks"))
+    state = {"finished": 0, "total": len(pairs)}
+
+    def progress(finished: int, total: int, name: str) -> None:
+        state.update(finished=finished, total=total, image=name)
+        summary = dict(project.run(run_id)["summary"] or {})
+        project.update_run(run_id, summary={**summary, **state})
+        if flag.is_set():
+            raise _Cancelled
+
+    try:
+        result = predict.predict_many(
+            spec["model_dir"], pairs, spec["out_dir"], device=spec.get("device", "auto"),
+            force=spec.get("force", False), progress=progress, axes=source.get("axes"),
+        )
+    except _Cancelled:
+        return {"status": "stopped", "model_dir": None,
+                "summary": {**state, "text": f"stopped after {state['finished']} image(s)"}}
+    if names and not result.objects.empty:
+        for file_name, table in result.objects.groupby("image", sort=False):
+            if file_name in names:
+                project.save_predictions(spec["model_dir"], names[file_name], table)
+    failed = [f"{name}: {message}" for name, message in result.failed.items()]
+    summary = {
+        **state, "done": list(result.done), "skipped": list(result.skipped), "failed": failed,
+        "outputs": {k: os.fspath(v) for k, v in result.outputs.items()}, "notes": result.notes,
+        "text": f"{len(result.done)} image(s) predicted, {len(result.skipped)} up to date, "
+                f"{len(failed)} failed",
+    }
+    everything_failed = failed and not result.done and not result.skipped
+    return {"status": "failed" if everything_failed else "done", "model_dir": None,
+            "summary": summary, "error": failed[0] if everything_failed else None}
+
+
+def _run_prediction_job(project_dir: str, run_id: int) -> None:
+    """Entry point of a prediction worker process (spawned)."""
+    _run_training_job(project_dir, run_id)
+
+
+def _run_training_job(project_dir: str, run_id: int) -> None:
+    """Entry point of the worker process (spawned): queue, work, record the outcome."""
+    # Before torch is imported: idle OpenMP threads must sleep, not spin (see training.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    project = Project.open(project_dir)
+    flag = _CancelFlag(project, run_id)
+    # Stop gracefully (save the model, status "stopped") on SIGTERM from shutdown_workers and
+    # on Ctrl-C, which a terminal sends to the whole process group.
+    signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    signal.signal(signal.SIGINT, lambda *_: flag.set())
+    with _Heartbeat(project, run_id):
+        _run(project, run_id, flag)
+
+
+def _run(project: Project, run_id: int, flag: _CancelFlag) -> None:
+    try:
+        spec = project.run(run_id)["config"]
+        device = "cpu"
+        kind = spec.get("kind", "cnn")
+        if kind in ("cnn", "predict"):
+            from svetlana_core import training
+
+            # a bad config fails here, without queueing for the device
+            name = spec.get("device", "auto") if kind == "predict" else \
+                training.TrainConfig.from_dict(spec["config"]).device
+            device = str(training.resolve_device(name))
+    except BaseException as error:  # before the lock: record and leave
+        _record_failure(project, run_id, error)
+        return
+    with _device_lock(device, flag) as acquired:
+        if not acquired:
+            project.update_run(run_id, status="stopped", finished_at=utc_now(),
+                               error=None, device=device)
+            return
+        project.update_run(run_id, status="running", pid=os.getpid(), device=device,
+                           started_at=utc_now(), heartbeat_at=utc_now())
+        try:
+            work = {"cnn": _train_cnn, "rf": _train_rf, "predict": _predict}[kind]
+            outcome = work(project, run_id, spec, flag)
+            summary = dict(project.run(run_id)["summary"] or {})
+            summary.update(outcome["summary"])
+            fields = {"model_dir": outcome["model_dir"]} if outcome["model_dir"] else {}
+            project.update_run(run_id, status=outcome["status"], summary=summary,
+                               error=outcome.get("error"), finished_at=utc_now(),
+                               heartbeat_at=utc_now(), **fields)
+        except BaseException as error:  # anything: the run must not stay "running"
+            _record_failure(project, run_id, error)
+
+
+def _record_failure(project: Project, run_id: int, error: BaseException) -> None:
+    message = str(error) if isinstance(error, InputError) else \
+        f"{type(error).__name__}: {error}"
+    project.update_run(run_id, status="failed", error=message, finished_at=utc_now())

@@ -1,0 +1,220 @@
+"""svetlana_core.jobs: training in a spawned worker that reports to the project store."""
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from svetlana_core import jobs
+from svetlana_core.errors import InputError
+from svetlana_core.store import Project, utc_now
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"arch_params": {"depth": 1, "width": 4}, "patch_size": 16, "epochs": 2,
+        "batch_size": 16, "device": "cpu", "patience": None}
+
+
+def _disk_project(folder: Path, n_images: int = 3, size: int = 64) -> Project:
+    """A project of bright and dark disks (16 per image), every object labelled."""
+    project = Project.create(folder)
+    project.add_class("bright")
+    project.add_class("dark")
+    rows, columns = np.ogrid[:size, :size]
+    for k in range(n_images):
+        image = np.full((size, size), 300, np.uint16)
+        mask = np.zeros((size, size), np.uint16)
+        labels = []
+        for i, (r, c) in enumerate((r, c) for r in range(8, size, 16) for c in range(8, size, 16)):
+            disk = (rows - r) ** 2 + (columns - c) ** 2 <= 25
+            mask[disk] = i + 1
+            cls = "bright" if (i + k) % 2 else "dark"
+            image[disk] = 1200 if cls == "bright" else 50
+            labels.append((i + 1, cls))
+        tifffile.imwrite(folder / f"img{k}.tif", image)
+        tifffile.imwrite(folder / f"img{k}_mask.tif", mask)
+        project.add_image(folder / f"img{k}.tif", folder / f"img{k}_mask.tif")
+        for label, cls in labels:
+            project.annotate(f"img{k}.tif", label, cls)
+    return project
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    # a lock folder of this test's own, so concurrent test sessions never queue on each other
+    monkeypatch.setenv(jobs.LOCK_DIR_ENV, str(tmp_path / "locks"))
+    return _disk_project(tmp_path / "project")
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_two_jobs_run_to_done_one_after_the_other(project):
+    first = jobs.submit_training(project.folder, FAST, out_name="first", author="ana")
+    second = jobs.submit_training(project.folder, {**FAST, "epochs": 1})
+    assert jobs.job_status(project.folder, first)["status"] in ("queued", "running")
+    assert jobs.wait(project.folder, first, timeout=120) == "done"
+    assert jobs.wait(project.folder, second, timeout=120) == "done"
+    a, b = (jobs.job_status(project.folder, r) for r in (first, second))
+    # one queue per device: whichever got the lock first finished before the other started
+    earlier, later = sorted((a, b), key=lambda r: r["started_at"])
+    assert later["started_at"] >= earlier["finished_at"]
+    assert a["device"] == "cpu" and a["author"] == "ana" and a["error"] is None
+    assert a["epochs"] == 2 and b["epochs"] == 1
+    assert a["model_dir"] == str(project.models_dir / "first")
+    assert 0 <= a["summary"]["macro_f1"] <= 1 and "Best epoch" in a["summary"]["text"]
+    epochs = project.epochs(first)
+    assert list(epochs["epoch"]) == [1, 2] and "recall_bright" in epochs.columns
+
+    from svetlana_core.training import load_model
+
+    loaded = load_model(a["model_dir"])
+    assert loaded.classes == ("bright", "dark") and len(loaded.meta["history"]) == 2
+
+
+@pytest.mark.slow
+def test_cancel_stops_with_a_usable_model(project):
+    run_id = jobs.submit_training(project.folder, {**FAST, "epochs": 100000})
+    assert _wait_for(lambda: jobs.job_status(project.folder, run_id)["epochs"] >= 1, 90)
+    assert jobs.request_cancel(project.folder, run_id)
+    assert jobs.wait(project.folder, run_id, timeout=60) == "stopped"
+    record = jobs.job_status(project.folder, run_id)
+    assert record["cancel_requested"] and record["summary"]["stop_reason"] == "stopped"
+    assert not jobs.request_cancel(project.folder, run_id)  # already over
+
+    from svetlana_core.training import load_model
+
+    assert load_model(record["model_dir"]).classes == ("bright", "dark")
+
+
+@pytest.mark.slow
+def test_bad_input_ends_failed_with_the_message(project, tmp_path):
+    (tmp_path / "labels.csv").write_text("image,label,class\nimg0.tif,1,dark\nmissing.tif,2,dark\n")
+    source = {"kind": "folders", "images": str(project.folder), "masks": str(project.folder),
+              "labels": str(tmp_path / "labels.csv")}
+    missing = jobs.submit_training(project.folder, FAST, source=source)
+    bad_lr = jobs.submit_training(project.folder, {**FAST, "lr": -1})
+    assert jobs.wait(project.folder, missing, timeout=90) == "failed"
+    assert jobs.wait(project.folder, bad_lr, timeout=90) == "failed"
+    error = jobs.job_status(project.folder, missing)["error"]
+    assert "names image(s) missing.tif that are not in" in error
+    assert jobs.job_status(project.folder, bad_lr)["error"] == (
+        "lr=-1 is not valid; give a number > 0")
+
+
+def test_submit_checks_its_arguments(project):
+    with pytest.raises(InputError, match=r"source kind 's3' is not valid; choose one of project"):
+        jobs.submit_training(project.folder, FAST, source={"kind": "s3"})
+    with pytest.raises(InputError, match=r"folders source needs 'labels'"):
+        jobs.submit_training(project.folder, FAST, source={"kind": "folders", "masks": "m"})
+    with pytest.raises(InputError, match=r"job kind 'svm' is not valid"):
+        jobs.submit_training(project.folder, FAST, kind="svm")
+    with pytest.raises(InputError, match=r"out_name='../x' is not valid"):
+        jobs.submit_training(project.folder, FAST, out_name="../x")
+    with pytest.raises(InputError, match=r"group_pattern '\(' is not a valid regular expression"):
+        jobs.submit_training(project.folder, FAST, source={"kind": "project",
+                                                            "group_pattern": "("})
+    assert project.runs().empty  # nothing was queued
+
+
+def test_reap_dead_jobs_marks_vanished_workers(project):
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    dead_pid = int(done.stdout)
+    dead = project.create_run("train", {})
+    project.update_run(dead, status="running", pid=dead_pid, started_at=utc_now(),
+                       heartbeat_at=utc_now())
+    silent = project.create_run("train", {})
+    project.update_run(silent, status="running", pid=1, heartbeat_at="2000-01-01T00:00:00+00:00")
+    finished = project.create_run("train", {})
+    project.update_run(finished, status="done", pid=dead_pid)
+    assert sorted(jobs.reap_dead_jobs(project.folder)) == [dead, silent]
+    assert project.run(dead)["status"] == "failed" and project.run(dead)["error"] == "worker died"
+    assert project.run(silent)["error"].startswith("worker died (no heartbeat for")
+    assert project.run(finished)["status"] == "done"
+
+
+def test_lock_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(jobs.LOCK_DIR_ENV, str(tmp_path / "shared-locks"))
+    assert jobs.lock_dir() == tmp_path / "shared-locks" and jobs.lock_dir().is_dir()
+    assert jobs._lock_name("cuda") == "cuda0" and jobs._lock_name("cuda:1") == "cuda1"
+
+
+@pytest.mark.slow
+def test_exiting_while_a_job_runs_does_not_abort(project, tmp_path):
+    config = {**FAST, "epochs": 100000}
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from svetlana_core import jobs
+        run_id = jobs.submit_training({str(project.folder)!r}, {config!r})
+        jobs.wait({str(project.folder)!r}, run_id, timeout=0)
+        print(run_id)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "terminate called" not in result.stderr
+    run_id = int(result.stdout.split()[-1])
+    status = jobs.job_status(project.folder, run_id)["status"]
+    # the worker was stopped (status "stopped" once it was training, "failed" if it was still
+    # starting up): never left "queued" or "running"
+    assert status in ("stopped", "failed"), status
+
+
+def test_random_forest_job_runs_in_the_worker_function(project):
+    run_id = project.create_run("train-rf", {})
+    spec = {"kind": "rf", "config": {"n_estimators": 20, "val_fraction": 0.34},
+            "source": {"kind": "project", "group_pattern": r"img(\d)"}, "out_name": "rf"}
+    outcome = jobs._train_rf(project, run_id, spec, jobs._CancelFlag(project, run_id))
+    assert outcome["status"] == "done" and outcome["summary"]["macro_f1"] == 1.0
+    assert outcome["summary"]["n_train"] + outcome["summary"]["n_val"] == 48
+
+    from svetlana_core.baseline import load_baseline
+
+    assert load_baseline(outcome["model_dir"]).classes == ("bright", "dark")
+    bad = {**spec, "config": {"n_trees": 5}, "out_name": "rf2"}
+    with pytest.raises(InputError, match="random-forest config: .*n_trees"):
+        jobs._train_rf(project, run_id, bad, jobs._CancelFlag(project, run_id))
+
+
+def test_group_pattern():
+    assert jobs._group_by(r"train_(\d+)_")("train_12_003.png") == "12"
+    assert jobs._group_by(r"plate\d")("x_plate2_A01.tif") == "plate2"
+    assert jobs._group_by(r"nomatch")("a.tif") == "a.tif"
+    assert jobs._group_by(None) is None
+
+
+def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):
+    from svetlana_core import training
+
+    config = training.TrainConfig(**{**FAST, "epochs": 1})
+    dataset = training.dataset_from_project(project, config)
+    model_dir = training.train(dataset, config, out_dir=tmp_path / "model").model_dir
+    run_id = project.create_run("predict", {})
+    spec = {"kind": "predict", "model_dir": str(model_dir), "out_dir": str(tmp_path / "out"),
+            "source": {"kind": "project", "images": ["img0.tif", "img2.tif"]}, "device": "cpu"}
+    outcome = jobs._predict(project, run_id, spec, jobs._CancelFlag(project, run_id))
+    assert outcome["status"] == "done" and outcome["summary"]["done"] == ["img0.tif", "img2.tif"]
+    assert outcome["summary"]["finished"] == outcome["summary"]["total"] == 2
+    assert project.run(run_id)["summary"]["finished"] == 2  # progress went to the store
+    stored = project.predictions(str(model_dir), "img2.tif")
+    assert len(stored) == 16 and set(stored["class"]) <= {"bright", "dark"}
+    assert (tmp_path / "out" / "objects.csv").is_file()
+    jobs.request_cancel(project.folder, run_id)
+    stopped = jobs._predict(project, run_id, {**spec, "force": True},
+                            jobs._CancelFlag(project, run_id))
+    assert stopped["status"] == "stopped" and stopped["summary"]["finished"] == 1
+    with pytest.raises(InputError, match=r"prediction source kind 'cloud' is not valid"):
+        jobs.submit_prediction(project.folder, model_dir, {"kind": "cloud"}, tmp_path / "o")
