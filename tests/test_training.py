@@ -330,7 +330,8 @@ def test_every_loss_optimiser_schedule_takes_a_step(loss, optimiser, schedule):
     y = torch.tensor([0, 1, 2] * 4)
     loss_fn = T.build_loss(loss, 3, T.class_weights(y.numpy(), 3), label_smoothing=0.1)
     opt = T.build_optimiser(optimiser, model.parameters(), 1e-2, 1e-4)
-    sched = T.build_scheduler(schedule, opt, epochs=2, steps_per_epoch=2, step_size=1)
+    sched = T.build_scheduler(schedule, opt, epochs=2, steps_per_epoch=T._steps_per_epoch(12, 6),
+                              step_size=1)
     before = [p.detach().clone() for p in model.parameters()]
     value = T.train_one_epoch(model, (X, y), loss_fn, opt, sched, torch.device("cpu"),
                               batch_size=6)
@@ -625,3 +626,13 @@ def test_train_with_other_losses_and_3d(loss, tmp_path):
     loaded = T.load_model(run.model_dir)
     assert loaded.meta["spatial_dims"] == 3 and loaded.patch_size == (8, 16, 16)
     assert T.predict_patches(loaded, ds.X).shape == (27, 2)
+
+
+def test_small_sets_get_a_minimum_number_of_steps_per_epoch():
+    generator = torch.Generator().manual_seed(0)
+    batches = T._batches(27, 64, generator)
+    assert len(batches) == T._steps_per_epoch(27, 64) >= T.MIN_STEPS_PER_EPOCH
+    counts = torch.bincount(torch.cat(batches), minlength=27)
+    assert counts.min() >= counts.max() - 1          # every object seen equally often
+    # A large set is one plain pass.
+    assert T._steps_per_epoch(5000, 64) == 79 and len(T._batches(5000, 64, generator)) == 79
