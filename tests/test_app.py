@@ -162,3 +162,46 @@ def test_dashboard_tables_equal_stats(demo, data_root):
     per_well = at.dataframe[-1].value
     assert per_well.set_index("well").loc["A01", "n_round"] == \
         ((truth["image"] == "demo_A01.png") & (truth["class"] == "round")).sum()
+
+
+@pytest.fixture
+def demo_with_model(demo):
+    """The demo with a small CNN trained for one epoch and its predictions stored, recorded
+    as a finished run (what the Train page's job leaves behind)."""
+    from svetlana_core import predict, training
+
+    config = training.TrainConfig(arch_params={"depth": 2, "width": 8}, epochs=1,
+                                  batch_size=16, augment=None)
+    dataset = training.dataset_from_project(demo, config)
+    model_dir = demo.models_dir / "tiny"
+    result = training.train(dataset, config, out_dir=model_dir)
+    run = demo.create_run("train", {"kind": "cnn", "config": config.to_dict()})
+    demo.update_run(run, status="done", model_dir=str(model_dir),
+                    summary={"macro_f1": result.metrics["macro_f1"], "text": result.summary})
+    images = demo.images()
+    outcome = predict.predict_many(model_dir, list(zip(images["path"], images["mask_path"])),
+                                   demo.outputs_dir / "tiny")
+    for name, rows in outcome.objects.groupby("image"):
+        demo.save_predictions(str(model_dir), name, rows)
+    return demo, str(model_dir), run
+
+
+@pytest.mark.slow
+def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_model):
+    project, model_dir, run = demo_with_model
+    at = _app("demo")
+    at.query_params["run"] = str(run)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    _no_exception(at, "train")
+    assert any("Validation of the kept model" in h.value for h in at.subheader)
+    assert any(m.label == "Macro-F1" for m in at.metric)
+
+    at.switch_page("pages/predict.py")
+    at.run()
+    _no_exception(at, "predict")
+    at.session_state["predict_selected"] = 5
+    at.run()
+    _no_exception(at, "predict with an object selected")
+    assert any(h.value.startswith("Why object 5?") for h in at.subheader)

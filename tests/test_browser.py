@@ -61,3 +61,50 @@ def test_click_an_object_on_the_canvas_stores_its_label(served):
             time.sleep(0.2)
         assert labels.loc[int(target["label"]), "class"] == project.classes()["name"].iloc[0]
         page.get_by_text(f"objects [{int(target['label'])}]").wait_for()
+
+
+def _points_in_chart(page) -> int:
+    """Number of epochs drawn in the first trace of the Train page's curves."""
+    return page.evaluate(
+        """() => { const plot = document.querySelector('.js-plotly-plot');
+                   if (!plot || !plot.calcdata || !plot.calcdata.length) return 0;
+                   const first = plot.calcdata[0];
+                   // an empty trace still has one placeholder point without x
+                   return first.filter(p => p.x !== undefined && p.x !== null).length; }""")
+
+
+@pytest.mark.slow
+def test_train_shows_a_growing_chart_then_predict_and_dashboard(tmp_path):
+    project = create_demo(tmp_path / "projects" / "demo")
+    with app_server(tmp_path) as url, browser_page() as page:
+        page.goto(f"{url}/train?project=demo")
+        page.get_by_role("heading", name="Train", exact=True).wait_for()
+        epochs = page.get_by_label("Epochs")
+        epochs.fill("4")
+        epochs.press("Enter")
+        page.get_by_role("button", name="Start training").click()
+        seen = set()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            seen.add(_points_in_chart(page))
+            runs = project.runs()
+            if not runs.empty and runs["status"].iloc[-1] in ("done", "failed", "stopped"):
+                break
+            time.sleep(0.25)
+        assert project.runs()["status"].iloc[-1] == "done", project.runs()["error"].iloc[-1]
+        page.wait_for_timeout(2500)   # the fragment's last refresh
+        seen.add(_points_in_chart(page))
+        grown = sorted(n for n in seen if n > 0)
+        assert len(grown) >= 2, f"the chart never grew: saw {sorted(seen)} points"
+
+        page.goto(f"{url}/predict?project=demo")
+        page.get_by_role("heading", name="Predict", exact=True).wait_for()
+        page.get_by_text("all images of the project").click()
+        page.get_by_role("button", name="Start prediction").click()
+        page.get_by_text("4/4 images").wait_for(timeout=120_000)
+        model_dir = project.runs().query("kind == 'train'")["model_dir"].iloc[-1]
+        assert len(project.predictions(model_dir)) == 144
+
+        page.goto(f"{url}/dashboard?project=demo")
+        page.get_by_role("heading", name="Per well", exact=True).wait_for()
+        page.get_by_role("heading", name="Per image", exact=True).wait_for()

@@ -17,7 +17,9 @@ from ui import state
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-STATUS_ICONS = {"queued": "⏳", "running": "⚙️", "done": "✅", "failed": "❌", "stopped": "⏹️"}
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_activity:",
+                "done": ":material/check_circle:", "failed": ":material/error:",
+                "stopped": ":material/stop_circle:"}
 
 
 def page_setup(title: str) -> Project | None:

@@ -43,7 +43,7 @@ def plate_figure(grid: pd.DataFrame, title: str) -> go.Figure:
     values = grid.to_numpy().ravel()
     names = [f"{r}{int(c):02d}" for r in grid.index for c in grid.columns]
     present = ~np.isnan(values)
-    size = max(8, int(440 / max(grid.shape[1], 12) * 0.85))
+    size = max(6, min(26, int(600 / grid.shape[1])))
     figure = go.Figure()
     figure.add_trace(go.Scatter(
         x=columns.ravel()[~present] + 1, y=rows.ravel()[~present], mode="markers",
@@ -60,7 +60,8 @@ def plate_figure(grid: pd.DataFrame, title: str) -> go.Figure:
     figure.update_yaxes(autorange="reversed", tickmode="array",
                         tickvals=list(range(grid.shape[0])), ticktext=list(grid.index))
     figure.update_xaxes(tickmode="array", tickvals=list(grid.columns), side="top")
-    figure.update_layout(height=80 + 32 * grid.shape[0], margin=dict(l=10, r=10, t=30, b=10),
+    figure.update_layout(height=70 + (size + 6) * grid.shape[0],
+                         margin=dict(l=10, r=10, t=30, b=10),
                          plot_bgcolor="white", dragmode=False)
     return figure
 

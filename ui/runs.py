@@ -25,7 +25,8 @@ def model_runs(project: Project) -> pd.DataFrame:
     if runs.empty:
         return runs
     ok = runs["status"].isin(["done", "stopped"]) & runs["model_dir"].notna()
-    ok &= runs["model_dir"].map(lambda d: bool(d) and (Path(d) / "model.json").exists())
+    ok &= runs["model_dir"].map(lambda d: isinstance(d, str) and bool(d)
+                                and (Path(d) / "model.json").exists())
     return runs[ok].sort_values("id", ascending=False)
 
 
