@@ -139,7 +139,7 @@ def runs_table(project: Project) -> pd.DataFrame:
         metrics = _decode(run.get("summary"))
         rows.append({
             "run": run["id"], "kind": run["kind"], "status": run["status"],
-            "arch": inner.get("arch", "rf" if run["kind"] == "train-rf" else ""),
+            "arch": {"train-rf": "rf", "train": inner.get("arch", "cnn")}.get(run["kind"], ""),
             "params": json.dumps(inner.get("arch_params", {})) if inner else "",
             "epochs": inner.get("epochs"), "lr": inner.get("lr"),
             "macro_f1": metrics.get("macro_f1"),
