@@ -4,34 +4,18 @@ correct the predictions of the latest model. Every label is committed at once.""
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from svetlana_core.errors import InputError
 from ui import annotate, canvas, loaders, overlay, runs, state, viewer
 from ui.layout import page_setup, rerun_fragment
 
 TOOLS = {"Click": "point", "Rectangle": "rect", "Polygon": "polygon"}
 
-project = page_setup("Annotate")
-st.title("Annotate")
-if project is None:
-    st.info("Choose or create a project first (Project page).")
-    st.stop()
+project = page_setup("Annotate", require_project=True)
 images, classes = project.images(), project.classes()
 if images.empty or classes.empty:
     st.info("This project needs images and at least one class (Project page).")
     st.stop()
 
-names = images["name"].tolist()
-current = state.current_image(project)
-image_name = st.selectbox("Image", names, index=names.index(current), key="annotate_image")
-if image_name != current:
-    state.set_current_image(image_name)
-record = images.set_index("name").loc[image_name]
-row = {"path": record["path"], "mask_path": record["mask_path"], "axes": record["axes"]}
-try:
-    image, mask = loaders.load_pair(row)
-except InputError as error:
-    st.error(str(error))
-    st.stop()
+image_name, row, image, mask = viewer.pick_image(project, images, key="annotate_image")
 
 mode = st.segmented_control("Mode", ["Click", "Guided", "Correct predictions"], default="Click",
                             key="annotate_mode") or "Click"

@@ -10,11 +10,7 @@ from svetlana_core.errors import InputError
 from ui import plate, runs, state
 from ui.layout import page_setup
 
-project = page_setup("Dashboard")
-st.title("Dashboard")
-if project is None:
-    st.info("Choose or create a project first (Project page).")
-    st.stop()
+project = page_setup("Dashboard", require_project=True)
 models = runs.model_runs(project)
 models = models[models["kind"] == "train"] if not models.empty else models
 if models.empty:

@@ -11,11 +11,7 @@ from svetlana_core.errors import InputError
 from ui import loaders, predictions, runs, state, viewer
 from ui.layout import page_setup
 
-project = page_setup("Predict")
-st.title("Predict")
-if project is None:
-    st.info("Choose or create a project first (Project page).")
-    st.stop()
+project = page_setup("Predict", require_project=True)
 jobs.reap_dead_jobs(project.folder)
 models = runs.model_runs(project)
 models = models[models["kind"] == "train"] if not models.empty else models
@@ -73,16 +69,11 @@ if run_id is not None:
     progress()
 
 st.divider()
-names = images["name"].tolist()
-image_name = st.selectbox("Image", names, index=names.index(image_name), key="predict_image")
-state.set_current_image(image_name)
+image_name, row, image, mask = viewer.pick_image(project, images, key="predict_image")
 table = project.predictions(model_dir, image_name)
 if table.empty:
     st.info("No predictions of this model for this image yet.")
     st.stop()
-record = images.set_index("name").loc[image_name]
-row = {"path": record["path"], "mask_path": record["mask_path"], "axes": record["axes"]}
-image, mask = loaders.load_pair(row)
 table = table.merge(loaders.object_table(row, mask), on="label", how="left")
 
 view, filters = st.columns([3, 1])

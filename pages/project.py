@@ -12,7 +12,6 @@ from ui import importer, loaders, state, viewer
 from ui.layout import page_setup
 
 project = page_setup("Project")
-st.title("Project")
 
 left, right = st.columns(2)
 with left.form("new_project", clear_on_submit=True):
@@ -91,18 +90,7 @@ if st.button("Save classes"):
 if images.empty:
     st.stop()
 st.subheader("Preview")
-names = images["name"].tolist()
-current = state.current_image(project)
-choice = st.selectbox("Image", names, index=names.index(current), key="project_image")
-if choice != current:
-    state.set_current_image(choice)
-row = images.set_index("name").loc[choice]
-row = {"path": row["path"], "mask_path": row["mask_path"], "axes": row["axes"]}
-try:
-    image, mask = loaders.load_pair(row)
-except InputError as error:
-    st.error(str(error))
-    st.stop()
+_, row, image, mask = viewer.pick_image(project, images, key="project_image")
 display = viewer.display_controls(image, mask, key="project_view")
 table = loaders.object_table(row, mask)
 st.image(viewer.preview(row, image, mask, display),

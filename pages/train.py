@@ -11,11 +11,7 @@ from svetlana_core.errors import InputError
 from ui import runs, state, train_form
 from ui.layout import page_setup
 
-project = page_setup("Train")
-st.title("Train")
-if project is None:
-    st.info("Choose or create a project first (Project page).")
-    st.stop()
+project = page_setup("Train", require_project=True)
 jobs.reap_dead_jobs(project.folder)
 counts = project.label_counts()
 classes = counts.loc[counts["n"] > 0, "class"].tolist()

@@ -1012,9 +1012,17 @@ def train_from_labels(
     -------
     BaselineRun, or None when stopped.
     """
+    import inspect
+
     from svetlana_core import io
     from svetlana_core.training import split_train_val
 
+    accepted = [name for name, parameter in inspect.signature(train_baseline).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"]
+    foreign = sorted(set(params) - set(accepted))
+    if foreign:
+        raise InputError(f"random-forest config: unknown key(s) {', '.join(foreign)}; valid "
+                         f"keys are val_fraction, seed, {', '.join(accepted)}")
     unknown = sorted(set(labels["image"]) - set(files))
     if unknown:
         raise InputError(f"labels name {len(unknown)} image(s) that are not in the folders: "

@@ -106,23 +106,9 @@ def _config_from_args(args: argparse.Namespace) -> dict:
 
 
 def _group_by(pattern: str | None):
-    if not pattern:
-        return None
-    import re
+    from svetlana_core.jobs import group_by_pattern
 
-    try:
-        regex = re.compile(pattern)
-    except re.error as error:
-        raise InputError(f"--group-pattern {pattern!r} is not a valid regular expression: "
-                         f"{error}") from None
-
-    def group(name: str) -> str:
-        found = regex.search(name)
-        if not found:
-            return name
-        return found.group(1) if regex.groups else found.group(0)
-
-    return group
+    return group_by_pattern(pattern)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

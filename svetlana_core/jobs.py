@@ -2,9 +2,10 @@
 
 The app never trains in its own process: a thread of the Streamlit server slows every click
 (FIELD-NOTES), so :func:`submit_training` (and :func:`submit_prediction`) starts a *spawned*
-process and returns a run id at once. The worker writes everything to the store (status, pid, device, one row per epoch,
-heartbeat, the model folder, the error) and the page polls the store; the store, not the
-process object, is the truth, so a reloaded page or another user sees the same job.
+process and returns a run id at once. The worker writes everything to the store (status, pid,
+device, one row per epoch, heartbeat, the model folder, the error) and the page polls the
+store; the store, not the process object, is the truth, so a reloaded page or another user
+sees the same job.
 
 Life of a run (``runs.status``)::
 
@@ -51,7 +52,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,16 @@ def _check_source(source: Mapping[str, Any] | None) -> dict[str, Any]:
     source = {"kind": "project"} if source is None else dict(source)
     kind = source.get("kind")
     if kind not in SOURCE_KINDS:
-        raise InputError(f"source kind {kind!r} is not valid; choose one of {', '.join(SOURCE_KINDS)}")
+        raise InputError(
+            f"source kind {kind!r} is not valid; choose one of {', '.join(SOURCE_KINDS)}"
+        )
     if kind == "folders":
         allowed = {"kind", "images", "masks", "labels", "axes", "group_pattern"}
         unknown = sorted(set(source) - allowed)
         if unknown:
-            raise InputError(f"folders source got unknown key(s) {unknown}; valid: {sorted(allowed)}")
+            raise InputError(
+                f"folders source got unknown key(s) {unknown}; valid: {sorted(allowed)}"
+            )
         for key in ("masks", "labels"):
             if not source.get(key):
                 raise InputError(f"folders source needs {key!r} (a path)")
@@ -117,13 +122,17 @@ def _check_source(source: Mapping[str, Any] | None) -> dict[str, Any]:
         allowed = {"kind", "group_pattern"}
         unknown = sorted(set(source) - allowed)
         if unknown:
-            raise InputError(f"project source got unknown key(s) {unknown}; valid: {sorted(allowed)}")
+            raise InputError(
+                f"project source got unknown key(s) {unknown}; valid: {sorted(allowed)}"
+            )
     pattern = source.get("group_pattern")
     if pattern is not None:
         try:
             re.compile(pattern)
         except (re.error, TypeError) as error:
-            raise InputError(f"group_pattern {pattern!r} is not a valid regular expression: {error}") from None
+            raise InputError(
+                f"group_pattern {pattern!r} is not a valid regular expression: {error}"
+            ) from None
     return source
 
 
@@ -334,7 +343,8 @@ def reap_dead_jobs(
         beat = record["heartbeat_at"] or record["started_at"] or record["created_at"]
         if alive and _age_s(beat) <= stale_after_s:
             continue
-        reason = "worker died" if not alive else f"worker died (no heartbeat for {_age_s(beat):.0f} s)"
+        reason = "worker died" if not alive else \
+            f"worker died (no heartbeat for {_age_s(beat):.0f} s)"
         # Re-read: the worker may have written its final status in between.
         if project.run(run_id)["status"] in FINAL_STATUSES:
             continue
@@ -494,10 +504,25 @@ def _device_lock(device: Any, flag: _CancelFlag) -> Iterator[bool]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _group_by(pattern: str | None):
-    if pattern is None:
+def group_by_pattern(pattern: str | None) -> Callable[[str], str] | None:
+    """Image name → validation-split group, from a regular expression.
+
+    The group is the pattern's first group (or its whole match) in the name, e.g.
+    ``r"train_(\\d+)_"`` gives CoNSeP tiles of one source image the same group; names it does
+    not match are their own group. None or "" gives None (every image its own group).
+
+    Raises
+    ------
+    InputError
+        If the pattern is not a valid regular expression.
+    """
+    if not pattern:
         return None
-    compiled = re.compile(pattern)
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise InputError(f"group pattern {pattern!r} is not a valid regular expression: "
+                         f"{error}") from None
 
     def group(name: str) -> str:
         match = compiled.search(name)
@@ -521,7 +546,7 @@ def _train_cnn(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> 
 
     config = training.TrainConfig.from_dict(spec["config"])
     source = spec["source"]
-    group_by = _group_by(source.get("group_pattern"))
+    group_by = group_by_pattern(source.get("group_pattern"))
     if source["kind"] == "folders":
         dataset = training.dataset_from_folders(
             source.get("images"), source["masks"], source["labels"], config,
@@ -551,68 +576,42 @@ def _train_cnn(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> 
 
 def _train_rf(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
     """Random-forest baseline on object features, scored on the same kind of grouped split."""
-    import numpy as np
-    import pandas as pd
-
-    from svetlana_core import baseline, io, training
+    from svetlana_core import baseline, io
 
     params = dict(spec["config"])
     val_fraction = params.pop("val_fraction", 0.2)
-    seed = params.get("seed", 0)
+    seed = params.pop("seed", 0)
     source = spec["source"]
     if source["kind"] == "folders":
-        table = training.read_labels_csv(source["labels"])
+        labels = io.read_labels_csv(source["labels"])
         if source.get("images") is None:
             files = {p.name: (None, p) for p in sorted(Path(source["masks"]).iterdir())
                      if p.suffix.lower() in io.MASK_EXTENSIONS}
         else:
             files = {p.image.name: (p.image, p.mask)
                      for p in io.pair_files(source["images"], source["masks"])}
-        unknown = sorted(set(table["image"]) - set(files))
-        if unknown:
-            raise InputError(f"labels file {source['labels']} names image(s) "
-                             f"{', '.join(unknown[:5])} that are not in the folders")
         axes = source.get("axes")
     else:
-        table = project.labels()
+        labels = project.labels()
         images = project.images().set_index("name")
-        files = {
-            n: (None if pd.isna(images.loc[n, "path"]) else images.loc[n, "path"],
-                images.loc[n, "mask_path"])
-            for n in table["image"].unique()
-        }
+        files = {n: (images.loc[n, "path"] if isinstance(images.loc[n, "path"], str) else None,
+                     images.loc[n, "mask_path"])
+                 for n in labels["image"].unique()}
         axes = None
-    parts = []
-    for name, rows in table.groupby("image", sort=True):
-        image_path, mask_path = files[name]
-        image, mask = io.load_pair(image_path, mask_path, axes=axes)
-        features = baseline.object_features(image, mask, rows["label"].astype(int).tolist())
-        parts.append(features.assign(_image=name, _class=rows["class"].astype(str).to_numpy()))
-        if flag.is_set():
-            return {"status": "stopped", "model_dir": None,
-                    "summary": {"text": "stopped while computing features"}}
-    data = pd.concat(parts, ignore_index=True)
-    classes = sorted(data["_class"].unique())
-    y = np.array([classes.index(c) for c in data["_class"]])
-    group_by = _group_by(source.get("group_pattern")) or (lambda name: name)
-    groups = np.array([group_by(n) for n in data["_image"]])
-    train_idx, val_idx = training.split_train_val(y, groups, val_fraction, seed)
-    features = data.drop(columns=["_image", "_class"])
-    try:
-        model = baseline.train_baseline(features.iloc[train_idx],
-                                        list(data["_class"].iloc[train_idx]), classes, **params)
-    except TypeError as error:  # an unknown keyword in the config
-        raise InputError(f"random-forest config: {error}") from None
-    metrics = model.evaluate(features.iloc[val_idx], list(data["_class"].iloc[val_idx])) \
-        if len(val_idx) else None
-    out_dir = _model_folder(project, run_id, spec.get("out_name"))
-    model.with_metrics(metrics or {}).save(out_dir)
-    summary = {"text": f"random forest on {len(train_idx)} objects; validation on {len(val_idx)}",
-               "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
-    if metrics:
-        summary.update({k: metrics[k] for k in ("macro_f1", "balanced_accuracy", "accuracy")})
+    out_dir = _model_folder(project, run_id, spec.get("out_name"))  # fails before the work
+    result = baseline.train_from_labels(
+        files, labels, val_fraction=val_fraction, seed=seed,
+        group_by=group_by_pattern(source.get("group_pattern")), axes=axes, stop=flag, **params)
+    if result is None:
+        return {"status": "stopped", "model_dir": None,
+                "summary": {"text": "stopped while computing features"}}
+    result.model.save(out_dir)
+    summary = {"text": f"random forest on {result.n_train} objects; validation on "
+                       f"{result.n_val}", "n_train": result.n_train, "n_val": result.n_val}
+    if result.metrics:
+        summary.update({k: result.metrics[k] for k in ("macro_f1", "balanced_accuracy",
+                                                       "accuracy")})
     return {"status": "done", "model_dir": os.fspath(out_dir), "summary": summary}
-
 
 class _Cancelled(Exception):
     """Raised from a progress callback to abandon work that has no stop event."""

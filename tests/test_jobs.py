@@ -190,10 +190,10 @@ def test_random_forest_job_runs_in_the_worker_function(project):
 
 
 def test_group_pattern():
-    assert jobs._group_by(r"train_(\d+)_")("train_12_003.png") == "12"
-    assert jobs._group_by(r"plate\d")("x_plate2_A01.tif") == "plate2"
-    assert jobs._group_by(r"nomatch")("a.tif") == "a.tif"
-    assert jobs._group_by(None) is None
+    assert jobs.group_by_pattern(r"train_(\d+)_")("train_12_003.png") == "12"
+    assert jobs.group_by_pattern(r"plate\d")("x_plate2_A01.tif") == "plate2"
+    assert jobs.group_by_pattern(r"nomatch")("a.tif") == "a.tif"
+    assert jobs.group_by_pattern(None) is None
 
 
 def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):

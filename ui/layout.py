@@ -22,14 +22,22 @@ STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_
                 "stopped": ":material/stop_circle:"}
 
 
-def page_setup(title: str) -> Project | None:
-    """Configure the page, draw the sidebar and return the current project (or None)."""
+def page_setup(title: str, require_project: bool = False) -> Project | None:
+    """Configure the page, draw the sidebar and the title, return the current project.
+
+    With ``require_project``, a page without a chosen project says where to get one and
+    stops there.
+    """
     try:
         st.set_page_config(page_title=f"{title} · Svetlana", page_icon=":material/biotech:",
                            layout="wide")
     except st.errors.StreamlitAPIException:  # already set by app.py in this run
         pass
     project = _sidebar()
+    st.title(title)
+    if project is None and require_project:
+        st.info("Choose or create a project first (Project page).")
+        st.stop()
     return project
 
 

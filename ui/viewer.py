@@ -65,3 +65,27 @@ def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
     return loaders.preview_jpeg(key, image, mask, display.viewport, display.plane,
                                 display.channels, limits,
                                 (display.low, display.high, display.plane), colours, highlight)
+
+
+def pick_image(project, images, key: str):
+    """The image chooser shared by pages: a select box on the tab's current image.
+
+    Returns ``(name, row, image, mask)`` where ``row`` holds the paths and axes (the cache key
+    of :mod:`ui.loaders`); on a file that cannot be read, shows the error and stops the page.
+    """
+    from svetlana_core.errors import InputError
+    from ui import state
+
+    names = images["name"].tolist()
+    current = state.current_image(project)
+    name = st.selectbox("Image", names, index=names.index(current), key=key)
+    if name != current:
+        state.set_current_image(name)
+    record = images.set_index("name").loc[name]
+    row = {"path": record["path"], "mask_path": record["mask_path"], "axes": record["axes"]}
+    try:
+        image, mask = loaders.load_pair(row)
+    except InputError as error:
+        st.error(str(error))
+        st.stop()
+    return name, row, image, mask
