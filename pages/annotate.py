@@ -28,7 +28,12 @@ author = state.author()
 
 @st.fragment
 def canvas_panel(source: str) -> None:
-    """The image on a canvas; a click, rectangle or polygon labels the objects it selects."""
+    """The image on a canvas; a click, rectangle or polygon labels the objects it selects.
+
+    One script run per click (bench/RESULTS.md "ui click"): the canvas keeps its key, the
+    shapes it sent are handled first (only those not handled yet), then the caption, then
+    the preview and the canvas. A fresh canvas every 200 shapes keeps the payload small.
+    """
     left, right = st.columns([3, 1])
     tool = right.radio("Tool", list(TOOLS), key="annotate_tool")
     if right.button("Undo", icon=":material/undo:", shortcut="ctrl+z"):
@@ -36,6 +41,28 @@ def canvas_panel(source: str) -> None:
         right.caption(f"undid label {undone[1]}" if undone else "nothing to undo")
     with left:
         display = viewer.display_controls(image, mask, key="annotate_view")
+    height, width = display.viewport.display_shape
+    view = (image_name, display.plane, display.viewport)
+    key = f"canvas_{abs(hash(view))}_{st.session_state.setdefault('canvas_n', 0)}"
+    st.session_state["annotate_canvas_key"] = key
+    sent = st.session_state.get(key) or {}
+    drawn = ((sent.get("drawing") or {}).get("raw") or {}).get("objects") or []
+    handled = st.session_state.setdefault("canvas_handled", {})
+    done = min(handled.get(key, 0), len(drawn))
+    if len(drawn) > done:
+        handled[key] = len(drawn)
+        shapes = canvas.parse_drawing({"objects": drawn[done:]}, sent.get("backgroundFit"),
+                                      display.viewport)
+        plane_mask = mask if display.plane is None else mask[display.plane]
+        chosen = annotate.labels_from_shapes(plane_mask, shapes)
+        if len(chosen):
+            annotate.label_objects(project, image_name, chosen, class_name, author, source)
+            st.session_state["last_labelled"] = chosen.tolist()
+        if len(drawn) >= 200:
+            st.session_state["canvas_n"] += 1
+    last = st.session_state.get("last_labelled")
+    right.caption(f"Last: {class_name} ← objects {last[:10]}" if last else
+                  "Click an object to give it the selected class.")
     labels = project.labels(image_name)
     colours = annotate.label_colours(labels, classes)
     if source == "correction":
@@ -45,24 +72,10 @@ def canvas_panel(source: str) -> None:
         if predicted.empty:
             right.warning("No predictions for this image yet (Predict page).")
     jpeg = viewer.preview(row, image, mask, display, colours)
-    height, width = display.viewport.display_shape
-    key = f"canvas_{st.session_state.setdefault('canvas_n', 0)}"
-    st.session_state["annotate_canvas_key"] = key
     with left:
-        result = st_canvas(background_image=jpeg, width=width, height=height, key=key,
-                           drawing_mode=TOOLS[tool], stroke_width=2, stroke_color="#ffffff",
-                           fill_color="rgba(255, 255, 255, 0.15)", point_display_radius=3)
-    shapes = canvas.parse_drawing(result.json_data, result.background_fit, display.viewport)
-    if not shapes.empty:
-        plane_mask = mask if display.plane is None else mask[display.plane]
-        chosen = annotate.labels_from_shapes(plane_mask, shapes)
-        annotate.label_objects(project, image_name, chosen, class_name, author, source)
-        st.session_state["last_labelled"] = chosen.tolist()
-        st.session_state["canvas_n"] += 1  # a fresh canvas: processed shapes are not resent
-        rerun_fragment()
-    last = st.session_state.get("last_labelled")
-    right.caption(f"Last: {class_name} ← objects {last[:10]}" if last else
-                  "Click an object to give it the selected class.")
+        st_canvas(background_image=jpeg, width=width, height=height, key=key,
+                  drawing_mode=TOOLS[tool], stroke_width=2, stroke_color="#ffffff",
+                  fill_color="rgba(255, 255, 255, 0.15)", point_display_radius=3)
     right.dataframe(project.label_counts(image_name), hide_index=True)
 
 

@@ -86,3 +86,14 @@ def test_composite_grey_and_rgb():
 def test_jpeg_encoding_is_jpeg():
     data = overlay.encode_jpeg(np.zeros((8, 8, 3), np.uint8))
     assert data[:3] == b"\xff\xd8\xff"
+
+
+def test_fill_labels_matches_overlay_pixel_for_pixel():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), np.int32)
+    for label, (r, c) in enumerate(rng.integers(4, 60, size=(12, 2)), start=1):
+        mask[r - 3:r + 3, c - 3:c + 3] = label * 7
+    rgb = rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    colours = {7: "#ff0000", 21: "#00ff00", 77: "#0000ff", 999: "#ffffff"}
+    fast = overlay.fill_labels(rgb, mask, overlay.boundaries(mask), colours)
+    assert np.array_equal(fast, overlay.overlay(rgb, mask, colours))

@@ -58,6 +58,26 @@ def display_limits(row, image: np.ndarray, plane: int | None, low: float, high: 
     return _limits(str(row["path"]), _mtime(row["path"]), image, plane, low, high)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _base_view(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
+               viewport: overlay.Viewport, plane: int | None, channels: tuple | None,
+               _limits: np.ndarray | None, limits_key: tuple) -> tuple:
+    """The view without colours: RGB, the mask crop and its contours (read-only, shared)."""
+    mask = _mask if plane is None else _mask[plane]
+    mask_view = np.ascontiguousarray(overlay.crop(mask, viewport))
+    if _image is None:
+        grey = (mask_view > 0).astype(np.uint8) * 90
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+    else:
+        image = _image if plane is None else _image[:, plane]
+        view = overlay.crop(image, viewport)
+        rgb = overlay.composite(view, _limits, list(channels) if channels else None)
+    edges = overlay.boundaries(mask_view)
+    for array in (rgb, mask_view, edges):
+        array.setflags(write=False)
+    return rgb, mask_view, edges
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def preview_jpeg(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
                  viewport: overlay.Viewport, plane: int | None, channels: tuple | None,
@@ -68,14 +88,10 @@ def preview_jpeg(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
     Arrays are passed unhashed (leading underscore) and identified by ``image_key``,
     ``limits_key`` and the other hashable arguments.
     """
-    mask = _mask if plane is None else _mask[plane]
-    mask_view = np.ascontiguousarray(overlay.crop(mask, viewport))
-    if _image is None:
-        grey = (mask_view > 0).astype(np.uint8) * 90
-        rgb = np.repeat(grey[..., None], 3, axis=-1)
+    rgb, mask_view, edges = _base_view(image_key, _image, _mask, viewport, plane, channels,
+                                       _limits, limits_key)
+    if highlight is None:
+        out = overlay.fill_labels(rgb, mask_view, edges, dict(colours))
     else:
-        image = _image if plane is None else _image[:, plane]
-        view = overlay.crop(image, viewport)
-        rgb = overlay.composite(view, _limits, list(channels) if channels else None)
-    rgb = overlay.overlay(rgb, mask_view, dict(colours), highlight=highlight)
-    return overlay.encode_jpeg(rgb)
+        out = overlay.overlay(rgb, mask_view, dict(colours), highlight=highlight)
+    return overlay.encode_jpeg(out)

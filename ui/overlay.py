@@ -227,3 +227,35 @@ def encode_png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def fill_labels(base: np.ndarray, mask: np.ndarray, edges: np.ndarray,
+                label_colours: dict[int, str] | None = None, contour_colour: str = "#ffff00",
+                alpha: float = 0.45) -> np.ndarray:
+    """:func:`overlay` without ``highlight``, from a cached base preview and its edges.
+
+    A look-up table indexed by label (no ``np.unique`` over the pixels) and the blend done
+    on the labelled pixels only: a few ms for a 1024 x 1024 preview.
+    """
+    if mask.size and int(mask.max()) > 10_000_000:
+        # Sparse huge labels: a table indexed by label would be too big; take the slow path.
+        return overlay(base, mask, label_colours, contour_colour, alpha)
+    out = base.copy()
+    unfilled_edges = edges
+    if label_colours:
+        labels = np.fromiter(label_colours.keys(), dtype=np.int64, count=len(label_colours))
+        colours = np.array([hex_to_rgb(c) for c in label_colours.values()], dtype=np.float32)
+        top = int(mask.max()) if mask.size else 0
+        keep = (labels >= 0) & (labels <= top)
+        lut = np.full(top + 1, -1, dtype=np.int32)
+        lut[labels[keep]] = np.flatnonzero(keep)
+        per_pixel = lut[mask]
+        filled = per_pixel >= 0
+        index = per_pixel[filled]
+        blend = (1 - alpha) * base[filled].astype(np.float32) + alpha * colours[index]
+        edge_here = edges[filled]
+        blend[edge_here] = colours[index[edge_here]]
+        out[filled] = blend.astype(np.uint8)
+        unfilled_edges = edges & ~filled
+    out[unfilled_edges] = hex_to_rgb(contour_colour)
+    return out
