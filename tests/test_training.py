@@ -3,7 +3,6 @@
 import itertools
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,7 +69,7 @@ def test_config_defaults_and_json_round_trip():
     assert (config.arch, config.loss, config.optimiser, config.schedule) == (
         "cnn", "cross_entropy", "adam", "cosine")
     assert config.augment == {"flips": True, "rot90": True, "transforms": []}
-    assert config.class_weights == "balanced" and config.val_fraction == 0.2
+    assert config.class_weights == "sqrt" and config.val_fraction == 0.2
     changed = T.TrainConfig(patch_size=(8, 24, 24), arch_params={"depth": 2}, max_minutes=1.5,
                             patience=None, class_weights=None)
     text = changed.to_json()
@@ -602,7 +601,8 @@ def test_continue_from_parent(trained, dataset, items, tmp_path):
                                          r"\['b', 'd'\]; the same classes are required"):
         T.train(other, cfg(), parent=trained.model_dir)
     small = T.build_samples(items, cfg(patch_size=8))
-    with pytest.raises(InputError, match=r"its patch_size is \[16, 16\] but the data have \[8, 8\]"):
+    with pytest.raises(InputError,
+                       match=r"its patch_size is \[16, 16\] but the data have \[8, 8\]"):
         T.train(small, cfg(patch_size=None), parent=trained.model_dir)
 
 

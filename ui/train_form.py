@@ -38,7 +38,9 @@ def settings_form(project: Project) -> dict:
                    help="Held out by whole images, stratified by class.")
     a, b, c = st.columns(3)
     flips = a.toggle("Flips and 90° rotations", True, key="train_flips")
-    weights = b.toggle("Balance class weights", True, key="train_weights")
+    weights = b.selectbox("Class weights", ["sqrt", "balanced", "none"], key="train_weights",
+                          help="Weigh rare classes up in the loss: 'balanced' fully, 'sqrt' "
+                               "halfway (the default), 'none' not at all.")
     minutes = c.number_input("Time budget (minutes, 0 = none)", 0.0, 1440.0, 0.0,
                              key="train_minutes")
     if patch is not None:
@@ -48,7 +50,7 @@ def settings_form(project: Project) -> dict:
         "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch),
         "val_fraction": float(val),
         "augment": {"flips": flips, "rot90": flips, "transforms": []},
-        "class_weights": "balanced" if weights else None,
+        "class_weights": None if weights == "none" else weights,
         "max_minutes": float(minutes) or None,
     }
 
