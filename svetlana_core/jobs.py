@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import multiprocessing
 import multiprocessing.util  # registers its atexit join first, so ours runs before it
 import os
@@ -346,11 +347,26 @@ def reap_dead_jobs(
         reason = "worker died" if not alive else \
             f"worker died (no heartbeat for {_age_s(beat):.0f} s)"
         # Re-read: the worker may have written its final status in between.
-        if project.run(run_id)["status"] in FINAL_STATUSES:
+        record = project.run(run_id)
+        if record["status"] in FINAL_STATUSES:
             continue
+        kept = _checkpoint_epoch(record["model_dir"])
+        if kept is not None:
+            reason += f"; the best model so far (epoch {kept}) is kept in {record['model_dir']}"
         project.update_run(int(run_id), status="failed", error=reason, finished_at=utc_now())
         reaped.append(int(run_id))
     return reaped
+
+
+def _checkpoint_epoch(model_dir: str | None) -> int | None:
+    """The epoch of the model a training left in ``model_dir``, or None if none is there."""
+    if not model_dir:
+        return None
+    try:
+        meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+        return int(meta["best_epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def wait(
@@ -401,9 +417,13 @@ def shutdown_workers(timeout: float = 20.0) -> None:
             process.join(timeout=5)
         try:
             project = Project.open(folder)
-            if project.run(run_id)["status"] not in FINAL_STATUSES:
-                project.update_run(run_id, status="failed", finished_at=utc_now(),
-                                   error="worker stopped when the process that started it exited")
+            record = project.run(run_id)
+            if record["status"] not in FINAL_STATUSES:
+                error = "worker stopped when the process that started it exited"
+                kept = _checkpoint_epoch(record["model_dir"])
+                if kept is not None:
+                    error += f"; the best model so far (epoch {kept}) is kept"
+                project.update_run(run_id, status="failed", finished_at=utc_now(), error=error)
         except Exception:  # the project may be gone (a test's temp folder): nothing to record
             pass
 
@@ -560,6 +580,10 @@ def _train_cnn(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> 
         # the store keeps the epoch number in its own column
         metrics = {k: v for k, v in record.items() if k != "epoch"}
         project.add_epoch(run_id, record["epoch"], metrics)
+        if record.get("best"):
+            # train() has just written the checkpoint: from now on a killed worker leaves
+            # this model, and reap_dead_jobs keeps it
+            project.update_run(run_id, model_dir=os.fspath(out_dir))
 
     run = training.train(dataset, config, on_epoch=on_epoch, stop=flag, out_dir=out_dir)
     return {

@@ -1590,8 +1590,11 @@ def train(
         Checked before every batch: the run ends within one batch, keeps the best weights
         of the finished epochs (or scores the unfinished one if none finished) and saves.
     out_dir : path, optional
-        Model folder to write (must not exist, or be empty). None: nothing is written; the
-        model is in ``Run.model``.
+        Model folder to write (must not exist, or be empty: checked before training). It is
+        written as a checkpoint each time the kept weights change (``stop_reason``
+        ``"in progress"`` in its ``model.json``), so a worker killed mid-run leaves its best
+        model so far, and rewritten at the end. None: nothing is written; the model is in
+        ``Run.model``.
     parent : path, optional
         Model folder to continue from (overrides ``config.continue_from``).
     groups : callable, sequence or None
@@ -1613,6 +1616,10 @@ def train(
         Bad config for these data, a parent with other classes or patch settings.
     """
     started = time.monotonic()
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise InputError(f"model folder {out_dir} already exists and is not empty")
     if parent is not None:
         config = dataclasses.replace(config, continue_from=os.fspath(parent))
     if not isinstance(dataset, ObjectSet):
@@ -1695,6 +1702,51 @@ def train(
 
     history: list[dict] = []
     best = {"epoch": 0, "f1": -1.0, "loss": math.inf, "state": None, "scores": None}
+    split_info = {
+        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "note": note,
+        "val_groups": sorted(set(group_keys[val_idx].tolist())),
+    }
+
+    def meta_for(reason: str) -> dict[str, Any]:
+        """``model.json`` of the kept weights: for a checkpoint and for the end."""
+        metrics = dict(best["scores"], val_loss=_finite(best["loss"]))
+        summary = _summary(dataset, classes, split_info, has_val, best["epoch"], len(history),
+                           metrics, reason, config, time.monotonic() - started, device)
+        return {
+            "format_version": FORMAT_VERSION,
+            "arch": config.arch,
+            "arch_params": arch_params,
+            "spatial_dims": dataset.spatial_dims,
+            "in_channels": dataset.in_channels,
+            "image_channels": dataset.image_channels,
+            "classes": list(classes),
+            "patch_size": list(dataset.patch_size),
+            "patch_mode": dataset.patch_mode,
+            "dilation": dataset.dilation,
+            "normalisation": dataset.normalisation,
+            "config": config.to_dict(),
+            "history": history,
+            "best_epoch": best["epoch"],
+            "metrics": metrics,
+            "data": {
+                "n": int(len(dataset)),
+                "n_per_class": {c: int((y_all == i).sum()) for i, c in enumerate(classes)},
+                "n_train": split_info["n_train"],
+                "n_val": split_info["n_val"],
+                "n_images": int(len(np.unique(dataset.images))),
+                "images": sorted(set(dataset.images.tolist()))[:1000],
+                "split": note,
+                "val_groups": split_info["val_groups"][:1000],
+                "validation": "held-out objects" if has_val
+                              else "training objects (no validation)",
+            },
+            "versions": _versions(),
+            "parent": None if parent_folder is None else os.fspath(parent_folder.resolve()),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "stop_reason": reason,
+            "summary": summary,
+        }
+
     reason, waited, last_epoch_seconds = "completed", 0, 0.0
     for epoch in range(1, config.epochs + 1):
         if stop is not None and stop.is_set() and history:
@@ -1747,6 +1799,10 @@ def train(
         if interrupted:
             record["partial"] = True
         history.append(record)
+        if improved and out_dir is not None:
+            # Before on_epoch, so a caller told "best" finds the folder on disk. A few ms for
+            # the small CNN (its weights are ~0.5 MB); a killed worker keeps this model.
+            save_model(out_dir, best["state"], meta_for("in progress"), replace=True)
         if on_epoch is not None:
             on_epoch(dict(record))
         if interrupted:
@@ -1757,54 +1813,15 @@ def train(
 
     module.load_state_dict(best["state"])
     module.eval()
-    metrics = dict(best["scores"], val_loss=_finite(best["loss"]))
-    seconds = time.monotonic() - started
-    split_info = {
-        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "note": note,
-        "val_groups": sorted(set(group_keys[val_idx].tolist())),
-    }
-    summary = _summary(dataset, classes, split_info, has_val, best["epoch"], len(history),
-                       metrics, reason, config, seconds, device)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "arch": config.arch,
-        "arch_params": arch_params,
-        "spatial_dims": dataset.spatial_dims,
-        "in_channels": dataset.in_channels,
-        "image_channels": dataset.image_channels,
-        "classes": list(classes),
-        "patch_size": list(dataset.patch_size),
-        "patch_mode": dataset.patch_mode,
-        "dilation": dataset.dilation,
-        "normalisation": dataset.normalisation,
-        "config": config.to_dict(),
-        "history": history,
-        "best_epoch": best["epoch"],
-        "metrics": metrics,
-        "data": {
-            "n": int(len(dataset)),
-            "n_per_class": {c: int((y_all == i).sum()) for i, c in enumerate(classes)},
-            "n_train": split_info["n_train"],
-            "n_val": split_info["n_val"],
-            "n_images": int(len(np.unique(dataset.images))),
-            "images": sorted(set(dataset.images.tolist()))[:1000],
-            "split": note,
-            "val_groups": split_info["val_groups"][:1000],
-            "validation": "held-out objects" if has_val else "training objects (no validation)",
-        },
-        "versions": _versions(),
-        "parent": None if parent_folder is None else os.fspath(parent_folder.resolve()),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "stop_reason": reason,
-        "summary": summary,
-    }
-    model_dir = None if out_dir is None else save_model(out_dir, module, meta)
+    meta = meta_for(reason)
+    model_dir = None if out_dir is None else save_model(out_dir, module, meta, replace=True)
     loaded = LoadedModel(module=module, meta=meta, classes=tuple(classes),
                          patch_size=dataset.patch_size, device=device, folder=model_dir)
     return Run(
-        history=history, best_epoch=best["epoch"], metrics=metrics, model_dir=model_dir,
-        stopped=reason == "stopped", stop_reason=reason, seconds=seconds, device=str(device),
-        summary=summary, classes=tuple(classes), split=split_info, model=loaded,
+        history=history, best_epoch=best["epoch"], metrics=meta["metrics"],
+        model_dir=model_dir, stopped=reason == "stopped", stop_reason=reason,
+        seconds=time.monotonic() - started, device=str(device), summary=meta["summary"],
+        classes=tuple(classes), split=split_info, model=loaded,
     )
 
 
@@ -1819,6 +1836,7 @@ def _summary(dataset: ObjectSet, classes: Sequence[str], split: dict, has_val: b
         "time limit": f"stopped at the time limit of {config.max_minutes:g} min"
                       if config.max_minutes else "stopped at the time limit",
         "stopped": "stopped on request",
+        "in progress": "checkpoint while training",
     }[reason]
     return (
         f"{config.arch} on {len(classes)} classes, {dataset.patch_size} patches: "
@@ -1959,23 +1977,34 @@ def _read_weights(folder: Path, module: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model(folder: str | os.PathLike, module: nn.Module, meta: Mapping[str, Any]) -> Path:
+def save_model(
+    folder: str | os.PathLike,
+    module: nn.Module | Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    replace: bool = False,
+) -> Path:
     """Write a model folder atomically: ``model.json`` + ``weights.safetensors``.
 
-    Both files are written into a temporary folder beside ``folder``, which is then renamed:
-    a reader sees no folder or a complete one, never half of it.
+    A new folder is written as a temporary folder beside ``folder``, then renamed: a reader
+    sees no folder or a complete one, never half of it. With ``replace=True`` an existing
+    model folder (a checkpoint of the same training) is updated file by file, each written
+    to a temporary name and renamed over the old one, weights first: a process killed in
+    between leaves new weights under the previous ``model.json``, which still loads (same
+    architecture) and only under-reports the epoch.
 
     Parameters
     ----------
     folder : path
-        The model folder to create; it must not exist or be empty.
-    module : nn.Module
-        Its state dict is saved (tensors made contiguous, on the CPU).
+        The model folder to create; it must not exist or be empty unless ``replace``.
+    module : nn.Module or state dict
+        The weights saved (tensors made contiguous, on the CPU).
     meta : mapping
         Everything ``model.json`` holds (keys listed in the module's contract: format_version,
         arch, arch_params, spatial_dims, in_channels, image_channels, classes, patch_size,
         patch_mode, dilation, normalisation, config, history, best_epoch, metrics, data,
         versions, parent, created_at; extra keys are kept). Checked before anything is written.
+    replace : bool
+        Overwrite the files of an existing model folder.
 
     Returns
     -------
@@ -1985,21 +2014,38 @@ def save_model(folder: str | os.PathLike, module: nn.Module, meta: Mapping[str, 
     Raises
     ------
     InputError
-        When ``meta`` lacks a key or has a bad value, or ``folder`` exists and is not empty.
+        When ``meta`` lacks a key or has a bad value, or ``folder`` exists and is not empty
+        (without ``replace``), or is not a folder.
     """
     from safetensors.torch import save_file
 
     folder = Path(folder)
     meta = _check_meta(_plain(dict(meta)), folder / MODEL_FILE)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise InputError(f"model folder {folder} already exists and is not empty")
+    state = module.state_dict() if isinstance(module, nn.Module) else module
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"model folder {folder} is a file")
+    if folder.exists() and any(folder.iterdir()):
+        if not replace:
+            raise InputError(f"model folder {folder} already exists and is not empty")
+        for name, write in ((WEIGHTS_FILE, lambda path: save_file(state, str(path),
+                                                                   metadata={"format": "pt"})),
+                            (MODEL_FILE, lambda path: path.write_text(text, encoding="utf-8"))):
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            os.close(handle)
+            try:
+                write(Path(temporary))
+                os.replace(temporary, folder / name)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(temporary / WEIGHTS_FILE), metadata={"format": "pt"})
-        text = json.dumps(meta, indent=2, allow_nan=False)
-        (temporary / MODEL_FILE).write_text(text + "\n", encoding="utf-8")
+        (temporary / MODEL_FILE).write_text(text, encoding="utf-8")
         if folder.exists():
             folder.rmdir()  # empty (checked above); rename cannot replace it everywhere
         os.replace(temporary, folder)

@@ -207,3 +207,24 @@ def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_mode
     at.run()
     _no_exception(at, "predict with an object selected")
     assert any(h.value.startswith("Why object 5?") for h in at.subheader)
+
+
+@pytest.mark.slow
+def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predict(
+        demo_with_model):
+    # what a killed training worker leaves: status failed, the best model so far on disk
+    project, model_dir, run = demo_with_model
+    error = f"worker died; the best model so far (epoch 1) is kept in {model_dir}"
+    project.update_run(run, status="failed", error=error)
+    at = _app("demo")
+    at.query_params["run"] = str(run)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    _no_exception(at, "train")
+    assert any(error in e.value for e in at.error), [e.value for e in at.error]
+    at.switch_page("pages/predict.py")
+    at.run()
+    _no_exception(at, "predict")
+    options = [o for box in at.selectbox for o in box.options]
+    assert any("tiny · checkpoint of a failed run" in o for o in options), options

@@ -99,6 +99,35 @@ def test_cancel_stops_with_a_usable_model(project):
 
 
 @pytest.mark.slow
+def test_a_killed_training_worker_fails_and_keeps_its_best_model(project):
+    import os
+    import signal
+
+    from svetlana_core.training import load_model
+
+    run_id = jobs.submit_training(project.folder, {**FAST, "epochs": 100000}, out_name="killed")
+    assert _wait_for(lambda: jobs.job_status(project.folder, run_id)["epochs"] >= 2, 90)
+    record = jobs.job_status(project.folder, run_id)
+    assert record["model_dir"] == str(project.models_dir / "killed")  # set at the 1st best epoch
+    os.kill(record["pid"], signal.SIGKILL)  # no handler runs: as if the machine lost it
+    assert jobs.wait(project.folder, run_id, timeout=30) == "failed"
+    record = jobs.job_status(project.folder, run_id)
+    kept = load_model(record["model_dir"])
+    assert kept.classes == ("bright", "dark") and kept.meta["stop_reason"] == "in progress"
+    best = kept.meta["best_epoch"]
+    assert record["error"] == (f"worker died; the best model so far (epoch {best}) is kept in "
+                               f"{record['model_dir']}")
+    assert 1 <= best <= record["epochs"]
+    # no temporary file or folder is left where the next training or a reader would see it
+    assert sorted(p.name for p in project.models_dir.iterdir()) == ["killed"]
+    assert sorted(p.name for p in Path(record["model_dir"]).iterdir()) == [
+        "model.json", "weights.safetensors"]
+    # and the device queue is free: the next training runs to the end
+    again = jobs.submit_training(project.folder, {**FAST, "epochs": 1})
+    assert jobs.wait(project.folder, again, timeout=120) == "done"
+
+
+@pytest.mark.slow
 def test_bad_input_ends_failed_with_the_message(project, tmp_path):
     (tmp_path / "labels.csv").write_text("image,label,class\nimg0.tif,1,dark\nmissing.tif,2,dark\n")
     source = {"kind": "folders", "images": str(project.folder), "masks": str(project.folder),

@@ -463,6 +463,39 @@ def test_save_refuses_a_non_empty_folder(trained):
         T.save_model(trained.model_dir.parent / "other", trained.model.module, meta)
 
 
+def test_the_model_folder_is_a_checkpoint_of_the_best_epoch_while_training(dataset, tmp_path):
+    folder = tmp_path / "m"
+    seen = []
+
+    def on_epoch(record):
+        # what a reader (or a worker killed now) finds on disk at the end of each epoch
+        meta = T.load_model(folder).meta
+        seen.append((record["epoch"], record["best"], meta["best_epoch"], meta["stop_reason"],
+                     len(meta["history"])))
+
+    run = T.train(dataset, cfg(epochs=4, lr=1e-2, batch_size=8), out_dir=folder,
+                  on_epoch=on_epoch)
+    best_so_far = 0
+    for epoch, best, saved_best, reason, n_history in seen:
+        best_so_far = epoch if best else best_so_far
+        assert (saved_best, reason) == (best_so_far, "in progress")
+        assert n_history == best_so_far  # the history up to the checkpoint
+    final = T.load_model(folder).meta
+    assert final["stop_reason"] == "completed" and len(final["history"]) == 4
+    assert final["best_epoch"] == run.best_epoch
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary file left beside it
+
+
+def test_a_non_empty_out_folder_is_refused_before_training(dataset, tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"model folder .*m already exists and is not empty"):
+        T.train(dataset, cfg(epochs=1000), out_dir=folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
 def _tamper(src, dst, edit=None, drop_weights=False):
     import shutil
 

@@ -20,11 +20,12 @@ FINAL = ("done", "failed", "stopped")
 
 
 def model_runs(project: Project) -> pd.DataFrame:
-    """Runs that left a usable model folder (done or stopped), newest first."""
+    """Runs that left a usable model folder, newest first: done, stopped, or failed after a
+    checkpoint (a killed worker keeps the best model of its finished epochs)."""
     runs = project.runs()
     if runs.empty:
         return runs
-    ok = runs["status"].isin(["done", "stopped"]) & runs["model_dir"].notna()
+    ok = runs["status"].isin(FINAL) & runs["model_dir"].notna()
     ok &= runs["model_dir"].map(lambda d: isinstance(d, str) and bool(d)
                                 and (Path(d) / "model.json").exists())
     return runs[ok].sort_values("id", ascending=False)
@@ -48,6 +49,8 @@ def model_label(run) -> str:
     summary = _decode(run["summary"])
     score = summary.get("macro_f1")
     text = f"run {run['id']} · {run['kind']} · {Path(run['model_dir']).name}"
+    if run.get("status") == "failed":
+        text += " · checkpoint of a failed run"
     return text + (f" · macro-F1 {score:.3f}" if isinstance(score, (int, float)) else "")
 
 
