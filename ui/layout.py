@@ -79,18 +79,36 @@ def _sidebar() -> Project | None:
     return project
 
 
-@st.fragment(run_every=2)
 def _jobs_status(project: Project) -> None:
-    """Running and queued jobs of the project, refreshed every 2 s without a page rerun."""
+    """Running and queued jobs of the project, and the latest run.
+
+    While a job is queued or running, a fragment redraws this every 2 s without a page
+    rerun; when the last one ends it reruns the page once (so the page shows the result) and
+    the timer stops. With no job active nothing ticks: an idle tab costs the server nothing.
+    """
+    active = _active_jobs(project)
+
+    @st.fragment(run_every=2 if active else None)
+    def show() -> None:
+        runs = project.runs()
+        if runs.empty:
+            return
+        running = runs[runs["status"].isin(["queued", "running"])]
+        if active and running.empty and st.session_state.get("_jobs_active"):
+            st.session_state["_jobs_active"] = False
+            st.rerun()  # the last job ended: redraw the page once, stop ticking
+        shown = running if not running.empty else runs.sort_values("id").tail(1)
+        for row in shown.itertuples():
+            icon = STATUS_ICONS.get(row.status, "")
+            st.caption(f"{icon} {row.kind} run {row.id}: {row.status}")
+
+    st.session_state["_jobs_active"] = active
+    show()
+
+
+def _active_jobs(project: Project) -> bool:
     runs = project.runs()
-    if runs.empty:
-        return
-    active = runs[runs["status"].isin(["queued", "running"])]
-    latest = runs.sort_values("id").tail(1)
-    shown = active if not active.empty else latest
-    for row in shown.itertuples():
-        icon = STATUS_ICONS.get(row.status, "")
-        st.caption(f"{icon} {row.kind} run {row.id}: {row.status}")
+    return bool(not runs.empty and runs["status"].isin(["queued", "running"]).any())
 
 
 def rerun_fragment() -> None:
