@@ -228,3 +228,23 @@ def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predic
     _no_exception(at, "predict")
     options = [o for box in at.selectbox for o in box.options]
     assert any("tiny · checkpoint of a failed run" in o for o in options), options
+
+
+def test_train_page_previews_labelled_patches_at_the_chosen_size(demo):
+    at = _app("demo")
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    _no_exception(at, "train")
+    assert any("Patches as the network sees them" in c.value and "automatic" in c.value
+               for c in at.caption)
+    at.toggle(key="train_auto_patch").set_value(False).run()
+    at.number_input(key="train_patch").set_value(24).run()
+    _no_exception(at, "train with a fixed patch size")
+    caption = next(c.value for c in at.caption if "Patches as the network sees them" in c.value)
+    assert "24×24 pixels (set above)" in caption
+    images = at.get("image")
+    assert len(images) == 1
+    labelled = demo.labels(demo.images()["name"].iloc[0])
+    assert images[0].captions == [f"{label} · {cls}" for label, cls in
+                                  zip(labelled["label"].head(8), labelled["class"].head(8))]

@@ -97,3 +97,19 @@ def test_fill_labels_matches_overlay_pixel_for_pixel():
     colours = {7: "#ff0000", 21: "#00ff00", 77: "#0000ff", 999: "#ffffff"}
     fast = overlay.fill_labels(rgb, mask, overlay.boundaries(mask), colours)
     assert np.array_equal(fast, overlay.overlay(rgb, mask, colours))
+
+
+def test_patch_tile_shows_the_image_and_outlines_the_object():
+    patch = np.zeros((2, 8, 8), np.float32)
+    patch[0] = 0.5  # one normalised image channel: mid grey
+    patch[1, 2:6, 2:6] = 1.0  # the object's mask channel
+    tile = overlay.patch_tile(patch, image_channels=1, min_side=16)
+    assert tile.shape == (16, 16, 3)  # enlarged 2x by whole pixels
+    assert tile[0, 0].tolist() == [127, 127, 127]
+    assert tile[4, 4].tolist() == [255, 215, 0]  # contour pixel (2, 2) of the object
+    assert tile[8, 8].tolist() == [127, 127, 127]  # its inside keeps the image
+    volume = np.zeros((1, 3, 8, 8), np.float32)  # mask-only 3D patch: middle plane, grey
+    volume[0, 1, 3:5, 3:5] = 1.0
+    tile = overlay.patch_tile(volume, image_channels=0, min_side=8)
+    assert tile.shape == (8, 8, 3) and tile[0, 0].tolist() == [0, 0, 0]
+    assert tile[3, 3].tolist() == [255, 215, 0]

@@ -259,3 +259,34 @@ def fill_labels(base: np.ndarray, mask: np.ndarray, edges: np.ndarray,
         unfilled_edges = edges & ~filled
     out[unfilled_edges] = hex_to_rgb(contour_colour)
     return out
+
+
+def patch_tile(patch: np.ndarray, image_channels: int, min_side: int = 96) -> np.ndarray:
+    """One training patch as the network sees it, as an RGB tile with the object outlined.
+
+    Parameters
+    ----------
+    patch : (C + 1, rows, columns) or (C + 1, planes, rows, columns) float array
+        Image channels (already normalised to about [0, 1]) then the object's mask channel,
+        as :func:`svetlana_core.patches.extract` returns them; a 3D patch shows its middle
+        plane.
+    image_channels : int
+        C; 0 for mask-only patches (the mask is shown in grey).
+    min_side : int
+        Tiles are enlarged by whole pixels (nearest neighbour) until a side reaches this.
+
+    Returns
+    -------
+    (rows * k, columns * k, 3) uint8
+    """
+    if patch.ndim == 4:
+        patch = patch[:, patch.shape[1] // 2]
+    inside = patch[-1] > 0.5
+    if image_channels:
+        limits = np.tile(np.array([0.0, 1.0], np.float32), (image_channels, 1))
+        rgb = composite(patch[:image_channels], limits)
+    else:
+        rgb = np.repeat((inside * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    rgb[boundaries(inside.astype(np.uint8))] = (255, 215, 0)  # the object's own contour
+    k = max(1, -(-min_side // max(patch.shape[-2:])))
+    return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)

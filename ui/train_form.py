@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from svetlana_core import patches
+from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from ui import loaders, overlay, state
 
 ARCHITECTURES = ["cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                  "densenet121", "densenet161", "densenet169", "densenet201", "alexnet"]
@@ -43,8 +46,7 @@ def settings_form(project: Project) -> dict:
                                "halfway (the default), 'none' not at all.")
     minutes = c.number_input("Time budget (minutes, 0 = none)", 0.0, 1440.0, 0.0,
                              key="train_minutes")
-    if patch is not None:
-        _patch_preview(int(patch))
+    _patch_preview(project, None if patch is None else int(patch), mode)
     return {
         "arch": arch, "arch_params": params, "patch_size": patch, "patch_mode": mode,
         "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch),
@@ -55,9 +57,35 @@ def settings_form(project: Project) -> dict:
     }
 
 
-def _patch_preview(size: int) -> None:
-    """Show the patch size as a box over the current image's centre (ui hint only)."""
-    st.caption(f"Each object is seen through a {size} × {size} pixel window centred on it.")
+def _patch_preview(project: Project, size: int | None, mode: str, n: int = 8) -> None:
+    """Up to ``n`` labelled objects of the current image, cropped as the network will see
+    them (size, context or masked, percentile normalisation), the object outlined."""
+    image_name = state.current_image(project)
+    if image_name is None:
+        return
+    images = project.images()
+    row = images.loc[images["name"] == image_name].iloc[0]
+    try:
+        image, mask = loaders.load_pair(row)
+        table = loaders.object_table(row, mask)
+        labelled = project.labels(image_name)
+        chosen = labelled["label"].head(n).to_numpy() if not labelled.empty \
+            else table["label"].head(n).to_numpy()
+        if not len(chosen):
+            return
+        crops = patches.extract(image, mask, chosen, size=size, mode=mode, table=table)
+    except InputError as error:
+        st.caption(f"No patch preview: {error}")
+        return
+    shown = "×".join(str(s) for s in crops.shape[2:])
+    how = "set above" if size else "automatic for this image; training picks it from all images"
+    st.caption(f"Patches as the network sees them on **{image_name}**: {shown} pixels "
+               f"({how}), {mode} mode, the object outlined.")
+    classes = dict(zip(labelled["label"], labelled["class"])) if not labelled.empty else {}
+    image_channels = 0 if image is None else image.shape[0]
+    tiles = [overlay.patch_tile(crop, image_channels) for crop in crops]
+    captions = [f"{label} · {classes.get(label, 'unlabelled')}" for label in chosen]
+    st.image(tiles, caption=captions, width=96)
 
 
 def validate(config: dict) -> None:
