@@ -105,13 +105,13 @@ def guided_panel() -> None:
     st.image(viewer.preview(row, image, mask, display, highlight=label), width=384,
              caption=f"object {label} · {len(labelled)} of {len(table)} labelled")
     columns = st.columns(min(len(class_names), 9) + 2)
+    # Callbacks bind the object on screen: by the time a click arrives, another user may have
+    # labelled it and the next object would be a different one.
     for k, name in enumerate(class_names[:9]):
-        if columns[k].button(f"{k + 1} · {name}", key=f"guided_{name}", shortcut=str(k + 1)):
-            project.annotate(image_name, label, name, author=author, source="guided")
-            rerun_fragment()
-    if columns[-2].button("Skip", shortcut="s"):
-        skipped.add(label)
-        rerun_fragment()
+        columns[k].button(f"{k + 1} · {name}", key=f"guided_{name}", shortcut=str(k + 1),
+                          on_click=project.annotate, args=(image_name, label, name),
+                          kwargs={"author": author, "source": "guided"})
+    columns[-2].button("Skip", shortcut="s", on_click=skipped.add, args=(label,))
     if columns[-1].button("Undo", shortcut="u"):
         project.undo_last(author, image=image_name)
         rerun_fragment()

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import glob
 import hashlib
 import json
 import os
@@ -757,6 +758,18 @@ def _marker_path(out_dir: Path, stem: str) -> Path:
     return out_dir / "done" / f"{stem}.json"
 
 
+def _remove_stale_temporaries(paths: Iterable[Path]) -> None:
+    """Delete the temporary files a killed run left beside ``paths`` (``.<name>.*.tmp``).
+
+    Every output is written to such a hidden file and renamed into place, so a kill never
+    leaves a half-written file under an output's name, but it may leave the temporary file:
+    the next run that writes the same output removes it.
+    """
+    for path in paths:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def _input_stamp(job: _Job) -> list:
     stamps = []
     for path in (job.image, job.mask):
@@ -810,6 +823,7 @@ def _run_job(
         out_dir = Path(job.out_dir)
         marker = _marker_path(out_dir, job.stem)
         marker.unlink(missing_ok=True)  # outputs about to change: not done until rewritten
+        _remove_stale_temporaries([marker, *_outputs(out_dir, job.stem).values()])
         image, mask = io.load_pair(job.image, job.mask, axes=axes, relabel_binary=relabel_binary)
         prediction = predict_image(
             model, image, mask, batch_size=batch_size, chunk_objects=chunk_objects
@@ -948,6 +962,11 @@ def _as_jobs(
     return jobs
 
 
+#: The files :func:`_write_combined` writes into ``out_dir``.
+COMBINED_FILES = ("objects.csv", "objects.parquet", "counts_per_image.csv",
+                  "counts_per_well.csv", "results.xlsx")
+
+
 def _write_parquet(path: Path, table: pd.DataFrame) -> None:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -961,8 +980,14 @@ def _write_combined(
     result: ManyResult, jobs: list[_Job], tables: dict[str, pd.DataFrame], classes: Sequence[str]
 ) -> None:
     out_dir = result.out_dir
+    _remove_stale_temporaries(out_dir / name for name in COMBINED_FILES)
     order = [job.name for job in jobs if job.name in tables]
     empty = pd.DataFrame(columns=["image", "well", "label", *prediction_columns(classes)])
+    if not order:
+        # Every image failed (each named in result.failed): there is nothing to tabulate.
+        result.objects = empty
+        result.notes.append("no image was predicted: no combined tables written")
+        return
     frames = [tables[name] for name in order if len(tables[name])]
     objects = pd.concat(frames, ignore_index=True) if frames else empty
     result.objects = objects

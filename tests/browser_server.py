@@ -37,8 +37,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(data_root: Path, timeout: float = 60.0):
-    """Run ``streamlit run app.py`` on a free loopback port; yields the base URL."""
+def app_server(data_root: Path, timeout: float = 60.0, with_process: bool = False):
+    """Run ``streamlit run app.py`` on a free loopback port; yields the base URL.
+
+    With ``with_process``, yields ``(url, process)`` instead: the crash tests kill the server
+    themselves. A server that is already dead is left as it is at exit.
+    """
     port = free_port()
     env = {**os.environ, "SVETLANA_DATA_ROOT": str(data_root), "NO_ALBUMENTATIONS_UPDATE": "1"}
     log = open(data_root / "server.log", "w")
@@ -60,9 +64,9 @@ def app_server(data_root: Path, timeout: float = 60.0):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start; see {data_root / 'server.log'}")
             time.sleep(0.2)
-        yield url
+        yield (url, process) if with_process else url
     finally:
-        process.terminate()
+        process.terminate()  # does nothing to a process already reaped
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -1,9 +1,11 @@
 """svetlana_core.jobs: training in a spawned worker that reports to the project store."""
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,12 @@ def test_two_jobs_run_to_done_one_after_the_other(project):
     # one queue per device: whichever got the lock first finished before the other started
     earlier, later = sorted((a, b), key=lambda r: r["started_at"])
     assert later["started_at"] >= earlier["finished_at"]
+    # and every epoch of the first lies inside its own run, before the second started
+    with closing(sqlite3.connect(project.db_path)) as conn:
+        span = {run: (first_epoch, last_epoch) for run, first_epoch, last_epoch in conn.execute(
+            "SELECT run_id, MIN(created_at), MAX(created_at) FROM epochs GROUP BY run_id")}
+    assert (earlier["started_at"] <= span[earlier["id"]][0] <= span[earlier["id"]][1]
+            <= earlier["finished_at"] <= later["started_at"] <= span[later["id"]][0])
     assert a["device"] == "cpu" and a["author"] == "ana" and a["error"] is None
     assert a["epochs"] == 2 and b["epochs"] == 1
     assert a["model_dir"] == str(project.models_dir / "first")

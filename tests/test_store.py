@@ -621,33 +621,7 @@ def test_save_predictions_replaces_rows_of_that_model_and_image(project):
 
 
 # ---------------------------------------------------------------- concurrency and durability
-
-
-def _annotate_worker(project: Project, worker: int, count: int, barrier) -> None:
-    barrier.wait()  # all processes start writing at the same moment
-    for label in range(1, count + 1):
-        project.annotate("A01.png", worker * 1000 + label, "live" if label % 2 else "dead", author=f"w{worker}")
-
-
-@pytest.mark.slow  # ~1 s of writing, 3-8 s with starting 4 spawned interpreters
-def test_four_processes_annotate_at_once_without_losing_a_label(project):
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
-    workers = [context.Process(target=_annotate_worker, args=(project, worker, 200, barrier)) for worker in range(4)]
-    start = time.perf_counter()
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=120)
-    print(f"4 x 200 concurrent annotate calls took {time.perf_counter() - start:.1f} s (with process start)")
-    assert [process.exitcode for process in workers] == [0, 0, 0, 0]
-    table = project.labels()
-    assert len(table) == 800
-    expected = {(worker * 1000 + label, "live" if label % 2 else "dead") for worker in range(4) for label in range(1, 201)}
-    assert set(zip(table["label"], table["class"])) == expected
-    assert table.groupby("author").size().to_dict() == {"w0": 200, "w1": 200, "w2": 200, "w3": 200}
-    with closing(sqlite3.connect(project.db_path)) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM annotations").fetchone()[0] == 800
+# (4 processes x 500 labels at once, and two app sessions: tests/test_concurrency.py)
 
 
 def _annotate_range(project: Project, first: int, last: int) -> None:
