@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from svetlana_core import jobs
+from svetlana_core import io, jobs
 from svetlana_core.errors import InputError
 from ui import loaders, predictions, runs, state, viewer
 from ui.layout import page_setup
@@ -37,8 +37,14 @@ force = right.checkbox("Redo images already predicted by this model", key="predi
 if right.button("Start prediction", type="primary"):
     try:
         if scope == "a server folder":
-            source = {"kind": "folder", "images": str(state.resolve_inside_roots(folder)),
-                      "masks": str(state.resolve_inside_roots(masks)) if masks else None}
+            images_dir = state.resolve_inside_roots(folder)
+            masks_dir = state.resolve_inside_roots(masks) if masks else None
+            # the worker pairs the folder itself: refuse links that lead out before it starts
+            _, skipped = state.pairs_inside_roots(io.pair_files(images_dir, masks_dir))
+            if skipped:
+                raise InputError(skipped[0])
+            source = {"kind": "folder", "images": str(images_dir),
+                      "masks": str(masks_dir) if masks_dir else None}
         else:
             chosen = [image_name] if scope == "this image" else images["name"].tolist()
             source = {"kind": "project", "images": chosen}

@@ -58,6 +58,9 @@ try:
     elif uploaded and files:
         pairs = io.pair_files(importer.save_uploads(project, files))
     if pairs is not None:
+        pairs, skipped = state.pairs_inside_roots(pairs)
+        for message in skipped:
+            st.warning(message)
         report = importer.validate_pairs(pairs)
         added = importer.add_valid(project, pairs, report)
         st.session_state["import_report"] = report.to_dict("records")

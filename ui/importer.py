@@ -11,8 +11,10 @@ from svetlana_core import io
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 
-#: Uploads larger than this are refused before they are written (bytes); see README.
-MAX_UPLOAD_BYTES = 2 * 1024**3
+#: Uploads larger than this are refused before anything is written (bytes). It equals
+#: ``server.maxUploadSize`` of .streamlit/config.toml (2048, in MiB), which makes the browser
+#: refuse them first; change both together (tests/test_access.py checks they agree).
+MAX_UPLOAD_BYTES = 2048 * 1024**2
 
 
 def validate_pairs(pairs: list[io.Pair]) -> pd.DataFrame:
@@ -56,20 +58,97 @@ def add_valid(project: Project, pairs: list[io.Pair], report: pd.DataFrame) -> i
     return len(chosen)
 
 
-def save_uploads(project: Project, files) -> Path:
-    """Write uploaded files into ``<project>/uploads/`` (names sanitised, size-limited).
+def save_uploads(project: Project, files, max_bytes: int | None = None) -> Path:
+    """Write uploaded files into ``<project>/uploads/`` after checking every one of them.
+
+    Each upload must have a plain name (its last path component; not hidden), an image or
+    mask extension, at most ``max_bytes`` (default :data:`MAX_UPLOAD_BYTES`, read at call
+    time) and content that starts like a file of that kind (:func:`sniff_upload`). One bad
+    upload refuses the whole batch before anything is written, so a refused batch leaves
+    the folder as it was.
 
     Returns the folder, to be paired with :func:`svetlana_core.io.pair_files`.
     """
+    limit = MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
+    checked = []
+    for upload in files:
+        name = upload_name(upload.name)
+        if upload.size > limit:
+            raise InputError(f"upload {name} is {_size(upload.size)}, over the "
+                             f"{_size(limit)} limit")
+        # getvalue() of an UploadedFile (a BytesIO made from bytes) returns those bytes
+        # without a copy; getbuffer() would copy them (0.76 s for 300 MB here).
+        data = upload.getvalue()
+        sniff_upload(name, data[:16])
+        checked.append((name, data))
+    names = [name for name, _ in checked]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"uploads name the same file more than once: {', '.join(twice)}")
     folder = project.folder / "uploads"
     folder.mkdir(exist_ok=True)
-    for upload in files:
-        name = Path(upload.name).name
-        if not name or name.startswith(".") or Path(name).suffix.lower() not in (
-                set(io.IMAGE_EXTENSIONS) | set(io.MASK_EXTENSIONS)):
-            raise InputError(f"upload {upload.name!r}: unsupported file name or extension")
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise InputError(f"upload {name} is {upload.size / 1e9:.1f} GB, over the "
-                             f"{MAX_UPLOAD_BYTES / 1e9:.0f} GB limit")
-        io.atomic_write_bytes(folder / name, upload.getvalue())
+    for name, data in checked:
+        io.atomic_write_bytes(folder / name, data)
     return folder
+
+
+def upload_name(raw: str) -> str:
+    """The file name an upload is saved under: its last path component, checked.
+
+    Browsers send a bare name, but a hand-made request can send ``../../x.tif`` or
+    ``C:\\x.tif``; only the part after the last ``/`` or ``\\`` is kept. Hidden names,
+    control characters and extensions that are not images or masks are refused.
+    """
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    extensions = set(io.IMAGE_EXTENSIONS) | set(io.MASK_EXTENSIONS)
+    if (not name or name.startswith(".") or any(ord(c) < 32 for c in name)
+            or Path(name).suffix.lower() not in extensions):
+        raise InputError(f"upload {raw!r}: unsupported file name or extension (a plain name "
+                         f"ending in {', '.join(sorted(extensions))} is expected)")
+    return name
+
+
+#: First bytes of the formats :mod:`svetlana_core.io` reads. It reads TIFF, PNG and JPEG by
+#: content whatever their extension, and ``.npy`` (plain or Cellpose ``*_seg.npy``) by name.
+_PICTURE_SIGNATURES = {
+    "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+}
+_NPY_SIGNATURE = b"\x93NUMPY"
+
+
+def sniff_upload(name: str, data: bytes) -> str:
+    """The format of an upload from its first bytes; refuse content that is no image.
+
+    An HTML page, a script or a zip renamed ``.tif`` is refused here, before it is
+    written; a damaged image that starts right is caught by the validation that reads it.
+
+    Returns
+    -------
+    str
+        ``"TIFF"``, ``"PNG"``, ``"JPEG"`` or ``"NPY"``.
+
+    Raises
+    ------
+    InputError
+        Naming the upload, what its extension promises and its first bytes.
+    """
+    if Path(name).suffix.lower() == ".npy":
+        if data.startswith(_NPY_SIGNATURE):
+            return "NPY"
+        expected = "a NumPy .npy file"
+    else:
+        for kind, signatures in _PICTURE_SIGNATURES.items():
+            if data.startswith(signatures):
+                return kind
+        expected = "a TIFF, PNG or JPEG image"
+    raise InputError(f"upload {name} is not {expected}: it starts with {data[:8]!r}; "
+                     "nothing was saved")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

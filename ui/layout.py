@@ -13,7 +13,7 @@ import os
 import streamlit as st
 
 from svetlana_core.store import Project
-from ui import state
+from ui import auth, state
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -33,6 +33,7 @@ def page_setup(title: str, require_project: bool = False) -> Project | None:
                            layout="wide")
     except st.errors.StreamlitAPIException:  # already set by app.py in this run
         pass
+    auth.login_gate()  # draws nothing unless secrets.toml configures a login
     project = _sidebar()
     st.title(title)
     if project is None and require_project:
@@ -74,8 +75,7 @@ def _sidebar() -> Project | None:
             if image:
                 st.caption(f"Image: **{image}**")
             _jobs_status(project)
-        st.text_input("Your name (recorded with labels)", key="author",
-                      help="Leave empty when the server identifies you.")
+        state.author_field()
     return project
 
 

@@ -12,12 +12,18 @@ from pathlib import Path
 
 import streamlit as st
 
+from svetlana_core import io
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from ui import auth
 
 #: Environment variable with the data roots, separated by ``os.pathsep`` (":" on Linux).
 DATA_ROOT_ENV = "SVETLANA_DATA_ROOT"
 DEFAULT_DATA_ROOT = "./workspace"
+#: Environment variable naming the request header a trusted reverse proxy sets to the user.
+USER_HEADER_ENV = "SVETLANA_USER_HEADER"
+#: Session-state keys of the sidebar's name field and of the name kept across pages.
+AUTHOR_KEY, AUTHOR_NAME_KEY = "author", "author_name"
 PROJECTS_FOLDER = "projects"
 DEMO_NAME = "demo"
 
@@ -44,21 +50,78 @@ def projects_dir() -> Path:
 
 
 def resolve_inside_roots(path: str | Path, roots: list[Path] | None = None) -> Path:
-    """Resolve a user-given path and refuse it unless it stays inside a data root.
+    """Resolve a user-given folder and refuse it unless it stays inside a data root.
 
-    Relative paths are taken from the first root. ``..``, absolute paths elsewhere and
-    symlinks that lead out of the roots are refused with :class:`InputError`.
+    A relative path is looked up in each root in turn (the first where it exists wins, else
+    the first root). ``..`` that climbs out, absolute paths elsewhere, ``~`` and symlinks
+    that lead out of the roots are refused with :class:`InputError`: the server's files
+    outside the lab's data folders are never listed or read.
     """
-    roots = roots or data_roots()
-    candidate = Path(path).expanduser()
+    roots = [Path(r).resolve() for r in (roots or data_roots())]
+    text = str(path).strip()
+    if text.startswith("~"):
+        # expanduser would open the server account's home folder, never a data root.
+        raise InputError(f"folder {text} starts with '~': give a path inside the data roots "
+                         f"({_shown(roots)})")
+    if "\x00" in text:
+        raise InputError(f"folder {text!r} contains a NUL character")
+    candidate = Path(text)
     if not candidate.is_absolute():
-        candidate = roots[0] / candidate
-    resolved = candidate.resolve()
-    for root in roots:
-        if resolved == root or root in resolved.parents:
-            return resolved
-    shown = ", ".join(str(r) for r in roots)
-    raise InputError(f"folder {path} is outside the data roots ({shown})")
+        candidates = [root / candidate for root in roots]
+        candidate = next((c for c in candidates if c.exists()), candidates[0])
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long
+        raise InputError(f"folder {text} cannot be resolved: {error}") from None
+    if not _inside(resolved, roots):
+        raise InputError(f"folder {text} is outside the data roots ({_shown(roots)})")
+    return resolved
+
+
+def pairs_inside_roots(pairs: list[io.Pair], roots: list[Path] | None = None
+                       ) -> tuple[list[io.Pair], list[str]]:
+    """Keep the pairs whose image and mask files resolve inside a data root.
+
+    A folder inside a root may hold a symlink to a file elsewhere (``/etc/…``, another
+    lab's share); :func:`resolve_inside_roots` checks the folder only, so each file is
+    checked here too.
+
+    Returns
+    -------
+    kept : list of Pair
+        The pairs whose two files stay inside the roots, in their order.
+    skipped : list of str
+        One message per pair left out, naming the file and where it leads.
+
+    Raises
+    ------
+    InputError
+        When every pair leads outside the roots.
+    """
+    roots = [Path(r).resolve() for r in (roots or data_roots())]
+    kept, skipped = [], []
+    for pair in pairs:
+        outside = [(what, path, path.resolve()) for what, path in
+                   (("image", pair.image), ("mask", pair.mask))
+                   if not _inside(path.resolve(), roots)]
+        if outside:
+            what, path, target = outside[0]
+            skipped.append(f"{what} {path.name} is a link to {target}, outside the data "
+                           f"roots: pair {pair.stem} skipped")
+        else:
+            kept.append(pair)
+    if pairs and not kept:
+        raise InputError(f"every file pair leads outside the data roots ({_shown(roots)}); "
+                         f"first: {skipped[0]}")
+    return kept, skipped
+
+
+def _inside(resolved: Path, roots: list[Path]) -> bool:
+    return any(resolved == root or root in resolved.parents for root in roots)
+
+
+def _shown(roots: list[Path]) -> str:
+    return ", ".join(str(r) for r in roots)
 
 
 def list_projects() -> list[str]:
@@ -122,15 +185,43 @@ def set_current_image(name: str) -> None:
 
 
 def author() -> str:
-    """Who is labelling: the logged-in user, a trusted proxy header, or the name typed in."""
-    try:
-        if getattr(st, "user", None) is not None and st.user.get("is_logged_in"):
-            return str(st.user.get("email") or st.user.get("name") or "")
-    except Exception:  # st.user raises when auth is not configured; then fall through
-        pass
-    header = os.environ.get("SVETLANA_USER_HEADER")
+    """Who is labelling, recorded with every label, run and prediction.
+
+    In order: the user logged in with ``st.login`` (:mod:`ui.auth`); the value of the
+    request header named by ``SVETLANA_USER_HEADER``, set by a trusted reverse proxy that
+    authenticated the user (README: only behind that proxy, the server bound to
+    127.0.0.1); the name typed in the sidebar (:func:`author_field`).
+    """
+    return identified_user() or st.session_state.get(AUTHOR_KEY, "").strip()
+
+
+def identified_user() -> str:
+    """The user the server vouches for (login or trusted proxy header); empty if none."""
+    name = auth.user_name()
+    if name:
+        return name
+    header = os.environ.get(USER_HEADER_ENV)
     if header:
-        value = st.context.headers.get(header)
-        if value:
-            return value
-    return st.session_state.get("author", "")
+        return (st.context.headers.get(header) or "").strip()
+    return ""
+
+
+def author_field() -> None:
+    """The sidebar's "Your name" field, or who the server says you are.
+
+    Every page draws the sidebar itself, and Streamlit drops a widget's value when the user
+    changes page (``persist_state="session"`` brings it back, but only after the first run
+    of the new page). So the name is kept under its own key, :data:`AUTHOR_NAME_KEY`, and
+    handed to the widget at the start of every run.
+    """
+    who = identified_user()
+    if who:
+        st.caption(f"Labels are recorded as **{who}**")
+        return
+    st.session_state[AUTHOR_KEY] = st.session_state.get(AUTHOR_NAME_KEY, "")
+    st.text_input("Your name (recorded with labels)", key=AUTHOR_KEY, on_change=_keep_name,
+                  help="Recorded with every label you make.")
+
+
+def _keep_name() -> None:
+    st.session_state[AUTHOR_NAME_KEY] = st.session_state[AUTHOR_KEY]
