@@ -38,14 +38,47 @@ def cmd_objects(args: argparse.Namespace) -> int:
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
     from svetlana_core import io
-    from svetlana_core.store import Project
+    from svetlana_core.objects import labels_of
+    from svetlana_core.store import DB_NAME, Project
 
-    project = Project.open_or_create(args.project)
+    # Everything is checked before the project is touched: every image and mask is read (as
+    # the app's import page does) and every labelled object must be in its mask. Images and
+    # labels are then stored in one transaction, so a refused file leaves the project as it was
+    # (and no project is created).
     pairs = io.pair_files(args.images, args.masks)
-    project.add_images([(p.image, p.mask) for p in pairs])
-    n = project.import_labels_csv(args.labels, author=args.author)
+    table = io.read_labels_csv(args.labels)
+    present = {}  # image name -> labels of its mask; one image in memory at a time
+    for pair in pairs:
+        present[pair.image.name] = labels_of(io.load_pair(pair.image, pair.mask)[1])
+    stored = {}
+    if (Path(args.project) / DB_NAME).is_file():
+        stored = dict(Project.open(args.project).images()[["name", "mask_path"]].values)
+    masks = {**stored, **{p.image.name: p.mask for p in pairs}}
+    for name, labels in table.groupby(table["image"].str.strip())["label"]:
+        if name not in masks:
+            continue  # the store names every unknown image in one message
+        if name not in present:
+            present[name] = labels_of(io.read_mask(masks[name]))
+        _check_labels_in_mask(args.labels, name, masks[name], present[name], labels.to_numpy())
+    project = Project.open_or_create(args.project)
+    n = project.import_labels_csv(args.labels, author=args.author,
+                                  images=[(p.image, p.mask) for p in pairs])
     print(f"{len(pairs)} images and {n} labels stored in {args.project}")
     return EXIT_OK
+
+
+def _check_labels_in_mask(labels_file, image: str, mask_path, present, labels) -> None:
+    """Refuse labels of a CSV that are not objects of their image's mask."""
+    import numpy as np
+
+    absent = np.setdiff1d(labels, present)
+    if absent.size:
+        more = f" and {absent.size - 5} more" if absent.size > 5 else ""
+        raise InputError(
+            f"labels file {labels_file} names object(s) {', '.join(map(str, absent[:5]))}{more} "
+            f"of image {image}, which are not in its mask {mask_path} ({present.size} objects, "
+            f"labels {present.min()} to {present.max()})"
+        )
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
@@ -227,6 +260,14 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     image, mask = io.load_pair(None if args.image == "-" else args.image, args.mask,
                                axes=args.axes)
+    from svetlana_core.objects import labels_of
+
+    present = labels_of(mask)
+    if args.label not in present:
+        raise InputError(
+            f"label {args.label} is not an object of mask {args.mask} ({present.size} objects, "
+            f"labels {present.min()} to {present.max()})"
+        )
     explanation, patch = explain_object(model, image, mask, args.label, target=args.target,
                                         guided=args.guided)
     save_heatmap_png(args.out, patch, explanation.heat)

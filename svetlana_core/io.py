@@ -105,6 +105,7 @@ MASK_SUFFIXES: tuple[str, ...] = ("_cp_masks", "_seg", "_masks", "_mask", "_labe
 _AXIS_LETTERS = "CZYX"
 # tifffile axis codes we understand; any other code (Q, I, ...) means "unknown, guess".
 _KNOWN_TIFF_AXES = frozenset("TZCYXS")
+_MAX_LABEL = np.iinfo(np.int64).max  # labels are int64 in object tables and in the store
 _MAX_ROWS = 32  # a 1536-well plate: rows A..AF
 _MAX_COLUMNS = 48
 
@@ -507,6 +508,12 @@ def _validate_mask(array: np.ndarray, path: Path, relabel_binary: bool) -> np.nd
             f"mask {path} has unsupported data type {array.dtype}; expected integer labels"
         )
     highest = array.max()
+    if highest > _MAX_LABEL:
+        # Tables and projects hold labels as int64; a larger uint64 label would wrap negative.
+        raise InputError(
+            f"mask {path} has label {highest}, above the largest label {_MAX_LABEL} (2**63 - 1) "
+            "that object tables and projects can hold: renumber the objects"
+        )
     if kind == "i" or kind == "f":
         lowest = array.min()
         if lowest < 0:
@@ -572,10 +579,15 @@ def _read_raw(path: Path, what: str, *, keep_palette: bool) -> tuple[np.ndarray,
     is_tiff = magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
     try:
         if is_tiff:
-            return _read_tiff(path)
+            return _read_tiff(path, what)
         return _read_pillow(path, keep_palette)
-    except MemoryError:
+    except InputError:
         raise
+    except MemoryError:
+        raise InputError(
+            f"could not read {what} {path}: its pixels do not fit in the free memory of this "
+            "machine (crop or split the file)"
+        ) from None
     except Exception as err:  # decoders raise many types (OSError, zlib.error, TiffFileError...)
         kind = "TIFF" if is_tiff else "image"
         raise InputError(
@@ -584,9 +596,10 @@ def _read_raw(path: Path, what: str, *, keep_palette: bool) -> tuple[np.ndarray,
         ) from None
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, str | None]:
+def _read_tiff(path: Path, what: str) -> tuple[np.ndarray, str | None]:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
+        _check_tiff_size(series, path, what)
         array = series.asarray()
         axes = series.axes
         page = series.keyframe
@@ -599,6 +612,33 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str | None]:
     if drop_alpha:
         array = array[..., :3]
     return array, axes
+
+
+def _check_tiff_size(series: Any, path: Path, what: str) -> None:
+    """Refuse a TIFF whose pixel data lie past the end of the file, before allocating them.
+
+    A damaged or hand-made header may declare 30000 x 30000 pixels over a few hundred bytes;
+    saying so names the real problem (a truncated file) and allocates nothing.
+    """
+    size = path.stat().st_size
+    for page in series.pages:
+        if page is None:
+            continue
+        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts) if c]
+        if ends and max(ends) > size:
+            raise InputError(
+                f"could not read {what} {path}: the TIFF file is truncated: its header declares "
+                f"{tuple(series.shape)} {series.dtype} pixels ({_size_text(series.nbytes)}) but "
+                f"the file ends after {_size_text(size)}"
+            )
+
+
+def _size_text(n_bytes: int) -> str:
+    """``1.8 GB``, ``16.5 kB``, ``130 bytes``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"
 
 
 def _read_pillow(path: Path, keep_palette: bool) -> tuple[np.ndarray, str | None]:
@@ -1022,14 +1062,22 @@ def read_labels_csv(path: str | os.PathLike) -> "pd.DataFrame":
         raise InputError(f"labels file {path} not found")
     try:
         table = pd.read_csv(path, dtype={"image": str, "class": str}, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+    except UnicodeDecodeError as e:
+        raise InputError(f"labels file {path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         "save it as 'CSV UTF-8'") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"labels file {path} is empty (expected columns image,label,class)"
+                         ) from None
+    except (OSError, pd.errors.ParserError) as e:
         raise InputError(f"labels file {path} could not be read: {e}") from None
     missing = {"image", "label", "class"} - set(table.columns)
     if missing:
         raise InputError(f"labels file {path} lacks column(s) {', '.join(sorted(missing))}; "
                          f"it has {', '.join(map(str, table.columns))}")
     labels = pd.to_numeric(table["label"], errors="coerce")
-    bad = table.loc[labels.isna() | (labels % 1 != 0) | (labels <= 0), "label"]
+    # Beyond 2**63 - 1 a label does not fit int64 (it would wrap negative).
+    bad = table.loc[labels.isna() | (labels % 1 != 0) | (labels <= 0) | (labels >= 2**63),
+                    "label"]
     if len(bad):
         raise InputError(f"labels file {path}: label(s) {', '.join(map(str, bad[:5]))} are "
                          "not positive integers")

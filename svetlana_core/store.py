@@ -600,25 +600,28 @@ class Project:
         list of int
             The image ids, in the order of ``pairs``.
         """
-        ids = []
         with self._write() as conn:
-            for position, pair in enumerate(pairs):
-                if isinstance(pair, Mapping):
-                    arguments = dict(pair)
-                elif hasattr(pair, "image") and hasattr(pair, "mask"):
-                    arguments = {"image_path": pair.image, "mask_path": pair.mask}
-                elif isinstance(pair, (tuple, list)) and 2 <= len(pair) <= 5:
-                    keys = ("image_path", "mask_path", "axes", "well", "name")
-                    arguments = dict(zip(keys, pair))
-                else:
-                    raise InputError(
-                        f"pairs item {position} must be a Pair, a mapping or a tuple "
-                        f"(image_path, mask_path, ...); got {pair!r}"
-                    )
-                try:
-                    ids.append(self._add_image(conn, **arguments))
-                except TypeError as error:
-                    raise InputError(f"pairs item {position}: {error}") from None
+            return self._add_images(conn, pairs)
+
+    def _add_images(self, conn: sqlite3.Connection, pairs: Iterable[Any]) -> list[int]:
+        ids = []
+        for position, pair in enumerate(pairs):
+            if isinstance(pair, Mapping):
+                arguments = dict(pair)
+            elif hasattr(pair, "image") and hasattr(pair, "mask"):
+                arguments = {"image_path": pair.image, "mask_path": pair.mask}
+            elif isinstance(pair, (tuple, list)) and 2 <= len(pair) <= 5:
+                keys = ("image_path", "mask_path", "axes", "well", "name")
+                arguments = dict(zip(keys, pair))
+            else:
+                raise InputError(
+                    f"pairs item {position} must be a Pair, a mapping or a tuple "
+                    f"(image_path, mask_path, ...); got {pair!r}"
+                )
+            try:
+                ids.append(self._add_image(conn, **arguments))
+            except TypeError as error:
+                raise InputError(f"pairs item {position}: {error}") from None
         return ids
 
     def _add_image(
@@ -1104,7 +1107,11 @@ class Project:
     # ------------------------------------------------------------------ CSV exchange
 
     def import_labels_csv(
-        self, path: str | os.PathLike[str], source: str = "import", author: str = ""
+        self,
+        path: str | os.PathLike[str],
+        source: str = "import",
+        author: str = "",
+        images: Iterable[Any] | None = None,
     ) -> int:
         """Import a labels CSV ``image,label,class`` in one transaction (all or nothing).
 
@@ -1121,6 +1128,9 @@ class Project:
             Recorded on every annotation row.
         author : str
             Recorded on every annotation row.
+        images : iterable, optional
+            Images to register first, as for :meth:`add_images`, in the same transaction: when
+            the labels are refused, these images are not added either.
 
         Returns
         -------
@@ -1138,6 +1148,8 @@ class Project:
         author, source = _author(author), _source(source)
         table = self._read_labels_csv(path)
         with self._write() as conn:
+            if images is not None:
+                self._add_images(conn, images)
             names = dict(conn.execute("SELECT name, id FROM images").fetchall())
             image_ids = table["image"].map(names)
             unknown = sorted(table.loc[image_ids.isna(), "image"].unique())
@@ -1167,7 +1179,12 @@ class Project:
             raise InputError(
                 f"labels file {path} is empty (expected columns image,label,class)"
             ) from None
-        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"labels file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                "save it as 'CSV UTF-8'"
+            ) from None
+        except (pd.errors.ParserError, OSError) as error:
             raise InputError(f"labels file {path} is not a readable CSV: {error}") from None
         table.columns = [str(column).strip() for column in table.columns]
         missing = [column for column in ("image", "label", "class") if column not in table]
@@ -1186,7 +1203,8 @@ class Project:
                     f"{_listing(line[empty].tolist())}"
                 )
         numbers = pd.to_numeric(table["label"], errors="coerce")
-        bad = numbers.isna() | (numbers % 1 != 0) | (numbers <= 0)
+        # Labels are SQLite INTEGERs (int64): a larger number would wrap negative.
+        bad = numbers.isna() | (numbers % 1 != 0) | (numbers <= 0) | (numbers >= 2**63)
         if bad.any():
             shown = [f"{n} ({value!r})" for n, value in zip(line[bad], table.loc[bad, "label"])]
             raise InputError(

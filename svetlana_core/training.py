@@ -1889,6 +1889,10 @@ _META_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
+#: Largest patch side (pixels) that a model.json may declare.
+MAX_PATCH_SIZE = 4096
+
+
 def _check_meta(meta: Any, path: Path) -> dict:
     if not isinstance(meta, dict):
         raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
@@ -1917,10 +1921,13 @@ def _check_meta(meta: Any, path: Path) -> dict:
             f"({meta['image_channels']}) disagree: in_channels = image_channels + 1"
         )
     size = meta["patch_size"]
-    if len(size) != meta["spatial_dims"] or not all(_is_int(s) and s > 0 for s in size):
+    # The upper bound keeps a tampered file from asking for a patch of 100000 x 100000 pixels
+    # (224 GiB per batch) at the first prediction.
+    if len(size) != meta["spatial_dims"] or not all(
+            _is_int(s) and 0 < s <= MAX_PATCH_SIZE for s in size):
         raise InputError(
-            f"{path} key 'patch_size' must be {meta['spatial_dims']} positive integers, "
-            f"got {size!r}"
+            f"{path} key 'patch_size' must be {meta['spatial_dims']} positive integers "
+            f"(at most {MAX_PATCH_SIZE}), got {size!r}"
         )
     for key, choices in (("patch_mode", PATCH_MODES), ("normalisation", NORMALISATIONS)):
         if meta[key] not in choices:
@@ -1953,6 +1960,13 @@ def _read_weights(folder: Path, module: nn.Module) -> dict[str, torch.Tensor]:
 
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
+        pickled = sorted(p.name for p in Path(folder).glob("*")
+                         if p.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"))
+        if pickled:
+            raise InputError(
+                f"{path} not found; {', '.join(pickled)} in {folder} is not loaded: pickled "
+                "files can run code, so weights are read from safetensors only"
+            )
         raise InputError(f"{path} not found: the model folder has no weights")
     try:
         state = load_file(str(path), device="cpu")

@@ -18,7 +18,12 @@ from ui import overlay
 
 
 def _mtime(path: str | Path | None) -> float:
-    return Path(path).stat().st_mtime if path else 0.0
+    # A missing or unreadable file (moved since it was added) gets a stamp of its own; reading
+    # it then raises the InputError of svetlana_core.io that names it, which pages show.
+    try:
+        return Path(path).stat().st_mtime if path else 0.0
+    except OSError:
+        return -1.0
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading image…")
