@@ -302,8 +302,9 @@ def counts_per_image(
     # observed=False keeps every (image, class) pair of the categories, so images and classes
     # without objects come out as zeros, in category order.
     counts = codes.groupby(["image", "class"], observed=False).size().unstack("class")
-    counts = counts.set_axis(per_image.index, axis=0).set_axis(_count_columns(classes), axis=1)
-    counts = counts.astype(np.int64)
+    # reindex, not set_axis: with no image at all the unstacked frame has no class column
+    counts = counts.reindex(index=per_image.index, columns=classes, fill_value=0)
+    counts = counts.set_axis(_count_columns(classes), axis=1).astype(np.int64)
     n_objects = counts.sum(axis=1).rename("n_objects")
     table = pd.concat([per_image, n_objects, counts], axis=1).reset_index()
     return _with_fractions(table, classes)

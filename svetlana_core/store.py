@@ -64,6 +64,7 @@ from typing import Any
 
 import pandas as pd
 
+from svetlana_core import io
 from svetlana_core.errors import InputError
 
 __all__ = [
@@ -1146,7 +1147,7 @@ class Project:
         """
         path = Path(path)
         author, source = _author(author), _source(source)
-        table = self._read_labels_csv(path)
+        table = io.read_labels_csv(path)[["image", "label", "class"]]
         with self._write() as conn:
             if images is not None:
                 self._add_images(conn, images)
@@ -1168,60 +1169,6 @@ class Project:
             )
             self._insert_annotations(conn, records, author, source)
         return len(table)
-
-    @staticmethod
-    def _read_labels_csv(path: Path) -> pd.DataFrame:
-        try:
-            table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=False)
-        except FileNotFoundError:
-            raise InputError(f"labels file {path} does not exist") from None
-        except pd.errors.EmptyDataError:
-            raise InputError(
-                f"labels file {path} is empty (expected columns image,label,class)"
-            ) from None
-        except UnicodeDecodeError as error:
-            raise InputError(
-                f"labels file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
-                "save it as 'CSV UTF-8'"
-            ) from None
-        except (pd.errors.ParserError, OSError) as error:
-            raise InputError(f"labels file {path} is not a readable CSV: {error}") from None
-        table.columns = [str(column).strip() for column in table.columns]
-        missing = [column for column in ("image", "label", "class") if column not in table]
-        if missing:
-            raise InputError(
-                f"labels file {path} lacks column(s) {', '.join(missing)}; it has "
-                f"{', '.join(map(repr, table.columns))} (expected image,label,class)"
-            )
-        table = table[["image", "label", "class"]].apply(lambda column: column.str.strip())
-        line = table.index.to_series() + 2  # header is line 1
-        for column in ("image", "class"):
-            empty = table[column] == ""
-            if empty.any():
-                raise InputError(
-                    f"labels file {path} has an empty {column} on line(s) "
-                    f"{_listing(line[empty].tolist())}"
-                )
-        numbers = pd.to_numeric(table["label"], errors="coerce")
-        # Labels are SQLite INTEGERs (int64): a larger number would wrap negative.
-        bad = numbers.isna() | (numbers % 1 != 0) | (numbers <= 0) | (numbers >= 2**63)
-        if bad.any():
-            shown = [f"{n} ({value!r})" for n, value in zip(line[bad], table.loc[bad, "label"])]
-            raise InputError(
-                f"labels file {path}: label must be a positive integer; {bad.sum()} rows are "
-                f"not, on line(s) {_listing(shown)}"
-            )
-        table["label"] = numbers.astype("int64")
-        table = table.drop_duplicates()
-        clash = table.duplicated(["image", "label"], keep=False)
-        if clash.any():
-            objects = table.loc[clash, ["image", "label"]].drop_duplicates()
-            shown = [f"{image} label {label}" for image, label in objects.itertuples(index=False)]
-            raise InputError(
-                f"labels file {path} gives {len(objects)} objects two different classes: "
-                f"{_listing(shown)}"
-            )
-        return table.reset_index(drop=True)
 
     def export_labels_csv(self, path: str | os.PathLike[str]) -> int:
         """Write the current labels as CSV ``image,label,class``, sorted by image and label.

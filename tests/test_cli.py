@@ -167,7 +167,7 @@ def test_train_random_forest_and_evaluate(demo_folders, tmp_path):
     (["train", "--images", "i", "--masks", "m", "--labels", "l", "--out", "m",
       "--arch", "resnet9"], "resnet9"),
     (["evaluate", "--model", "nowhere", "--images", "i", "--masks", "m", "--labels", "l"],
-     "labels file l not found"),
+     "labels file l does not exist"),
 ])
 def test_cli_argument_errors_exit_2(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)

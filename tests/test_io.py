@@ -1122,8 +1122,8 @@ def test_read_labels_csv_keeps_class_text_and_collapses_duplicates(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("image,label\na.png,1\n", "lacks column"),
-    ("image,label,class\na.png,x,A\n", "not positive integers"),
-    ("image,label,class\na.png,-3,A\n", "not positive integers"),
+    ("image,label,class\na.png,x,A\n", "label must be a positive integer"),
+    ("image,label,class\na.png,-3,A\n", "label must be a positive integer"),
     ("image,label,class\na.png,1,A\na.png,1,B\n", "two different classes"),
 ])
 def test_read_labels_csv_errors(tmp_path, text, message):

@@ -627,3 +627,14 @@ def test_import_needs_neither_torch_nor_streamlit_nor_sklearn():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_counts_of_no_object_at_all_are_empty_tables_not_errors():
+    # e.g. a batch prediction where every image failed
+    empty = pd.DataFrame(columns=["image", "label", "class"])
+    per_image = counts_per_image(empty, ["a", "b"])
+    assert per_image.empty and list(per_image.columns) == [
+        "image", "well", "n_objects", "n_a", "n_b", "frac_a", "frac_b"]
+    assert counts_per_well(empty, ["a", "b"]).empty
+    zeros = counts_per_image(empty, ["a", "b"], images=["x"])
+    assert zeros[["n_objects", "n_a", "n_b"]].values.tolist() == [[0, 0, 0]]

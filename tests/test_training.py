@@ -229,7 +229,7 @@ def test_dataset_from_folders(tmp_path, items):
         .to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InputError, match=r"names image\(s\) gone.tif that are not in"):
         T.dataset_from_folders(tmp_path / "images", tmp_path / "masks", tmp_path / "bad.csv", cfg())
-    with pytest.raises(InputError, match=r"labels file .*nothing.csv not found"):
+    with pytest.raises(InputError, match=r"labels file .*nothing.csv does not exist"):
         T.dataset_from_folders(tmp_path / "images", tmp_path / "masks", tmp_path / "nothing.csv",
                                cfg())
 
