@@ -65,6 +65,7 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -82,6 +83,7 @@ __all__ = [
     "MASK_SUFFIXES",
     "Pair",
     "Well",
+    "atomic_write",
     "atomic_write_bytes",
     "guess_axes",
     "load_pair",
@@ -981,7 +983,7 @@ def write_tiff(
             metadata=dict(metadata or {}),
         )
 
-    return _atomic_write(Path(path), write)
+    return atomic_write(Path(path), write)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -1004,10 +1006,35 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     InputError
         If the folder of `path` does not exist.
     """
-    return _atomic_write(Path(path), lambda handle: handle.write(data))
+    return atomic_write(Path(path), lambda handle: handle.write(data))
 
 
-def _atomic_write(path: Path, write: Any) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Write a file atomically: ``write(handle)`` fills a hidden temporary file beside
+    `path` (``.<name>.<random>.tmp``), which is flushed to disk and renamed over `path`.
+
+    A reader, or a process killed at any moment, sees the old file or the new one, never half
+    of one; every output of the project (TIFFs, CSV, Parquet, XLSX, labels) goes through here.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file; its folder must exist. An existing file is replaced.
+    write : callable
+        Called with a binary file handle (pandas' ``to_csv``, ``to_parquet`` and
+        ``ExcelWriter`` accept one).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        If the folder of `path` does not exist.
+    """
+    path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: folder {folder} does not exist")

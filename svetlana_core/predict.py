@@ -968,12 +968,7 @@ COMBINED_FILES = ("objects.csv", "objects.parquet", "counts_per_image.csv",
 
 
 def _write_parquet(path: Path, table: pd.DataFrame) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        table.to_parquet(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    io.atomic_write(path, lambda handle: table.to_parquet(handle, index=False))
 
 
 def _write_combined(

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from svetlana_core import io
 from svetlana_core.errors import InputError
 
 __all__ = [
@@ -597,13 +597,12 @@ def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame
         raise InputError(f"export_tables writes .xlsx files, got out_path {str(path)!r}")
     _check_sheets(sheets)
 
-    def write(temporary: Path) -> None:
-        with pd.ExcelWriter(temporary, engine="openpyxl") as writer:
+    def write(handle) -> None:
+        with pd.ExcelWriter(handle, engine="openpyxl") as writer:
             for name, table in sheets.items():
                 table.to_excel(writer, sheet_name=name, index=_index_is_data(table))
 
-    _write_atomically(path, write)
-    return path
+    return io.atomic_write(path, write)
 
 
 def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
@@ -625,10 +624,8 @@ def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
         raise InputError(f"write_csv needs a pandas DataFrame, got {type(table).__name__}")
     path = Path(path)
     index = _index_is_data(table)
-    _write_atomically(
-        path, lambda temporary: table.to_csv(temporary, index=index, lineterminator="\n")
-    )
-    return path
+    return io.atomic_write(path, lambda handle: table.to_csv(
+        handle, index=index, lineterminator="\n", encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -913,15 +910,3 @@ def _index_is_data(table: pd.DataFrame) -> bool:
     return any(name is not None for name in table.index.names)
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary)`` on a hidden file beside `path`, then rename it to `path`."""
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    # Same folder, so os.replace is an atomic rename on one file system; created with the
-    # usual open() so the final file gets the user's default permissions (mkstemp's are 0600).
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -53,7 +53,6 @@ import os
 import re
 import atexit
 import sqlite3
-import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
@@ -1185,18 +1184,8 @@ class Project:
         path = Path(path)
         table = self.labels()[["image", "label", "class"]]
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-                table.to_csv(handle, index=False, lineterminator="\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        io.atomic_write(path, lambda handle: table.to_csv(
+            handle, index=False, lineterminator="\n", encoding="utf-8"))
         return len(table)
 
     # ------------------------------------------------------------------ runs

@@ -64,7 +64,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from svetlana_core import augment as augment_module  # noqa: E402
-from svetlana_core import models  # noqa: E402
+from svetlana_core import io, models  # noqa: E402
 from svetlana_core.errors import InputError  # noqa: E402
 from svetlana_core.metrics import classification_metrics  # noqa: E402
 
@@ -800,8 +800,6 @@ def dataset_from_folders(
         Labels naming an image that is not in the folder (up to 5 named), and everything
         :func:`build_samples` and :mod:`svetlana_core.io` raise.
     """
-    from svetlana_core import io
-
     config = config_for_parent(config)
     table = io.read_labels_csv(labels_csv)
     if images_dir is None:
@@ -838,8 +836,6 @@ def dataset_from_folders(
 def _pair_loader(
     image_path: Path | None, mask_path: Path, axes: str | None
 ) -> Callable[[bool], tuple[np.ndarray | None, np.ndarray]]:
-    from svetlana_core import io
-
     def load(mask_only: bool) -> tuple[np.ndarray | None, np.ndarray]:
         if mask_only:
             return None, io.read_mask(mask_path)
@@ -2043,17 +2039,10 @@ def save_model(
     if folder.exists() and any(folder.iterdir()):
         if not replace:
             raise InputError(f"model folder {folder} already exists and is not empty")
-        for name, write in ((WEIGHTS_FILE, lambda path: save_file(state, str(path),
-                                                                   metadata={"format": "pt"})),
-                            (MODEL_FILE, lambda path: path.write_text(text, encoding="utf-8"))):
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            os.close(handle)
-            try:
-                write(Path(temporary))
-                os.replace(temporary, folder / name)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+        from safetensors.torch import save as weights_bytes
+
+        io.atomic_write_bytes(folder / WEIGHTS_FILE, weights_bytes(state, {"format": "pt"}))
+        io.atomic_write_bytes(folder / MODEL_FILE, text.encode("utf-8"))
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
