@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from svetlana_core.errors import InputError
 from svetlana_core.objects import _check_mask, object_table
 
-__all__ = ["auto_patch_size", "normalise", "extract"]
+__all__ = ["auto_patch_size", "dilate_masks", "extract", "normalise", "percentile_range"]
 
 MODES = ("context", "masked")
 NORMALISATIONS = ("percentile", "minmax", "none")
@@ -119,10 +119,32 @@ def _check_choice(value: str, name: str, choices: Sequence[str]) -> None:
         raise InputError(f"{name} must be one of {list(choices)}; got {value!r}")
 
 
-def _percentile_range(
-    image: np.ndarray, percentiles: tuple[float, float]
+def percentile_range(
+    image: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.8)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (low, span) as float32, shaped (C,), from a strided subsample of the image."""
+    """Per-channel ``(low, span)`` of the ``percentiles`` of a channel-first image.
+
+    What ``"percentile"`` normalisation maps to 0 and 1 (``(x - low) / span``), computed on a
+    strided subsample of at most ~1 million pixels. A channel whose percentiles coincide falls
+    back to its min and max; a constant channel gets span 1 (it normalises to 0).
+    :func:`svetlana_core.predict` computes it once per image and crops in chunks.
+
+    Parameters
+    ----------
+    image : ndarray, shape (C, rows, columns) or (C, planes, rows, columns)
+    percentiles : (float, float)
+
+    Returns
+    -------
+    low, span : ndarray of float32, shape (C,)
+
+    Examples
+    --------
+    >>> image = np.arange(101, dtype=np.uint8).reshape(1, 1, 101)
+    >>> low, span = percentile_range(image, (0, 100))
+    >>> float(low[0]), float(span[0])
+    (0.0, 100.0)
+    """
     spatial = image.shape[1:]
     n_pixels = math.prod(spatial)
     step = max(1, math.ceil((n_pixels / _PERCENTILE_SAMPLES) ** (1 / len(spatial))))
@@ -213,7 +235,7 @@ def normalise(
     if method == "none":
         return image.astype(np.float32)  # always a copy
     normalised = np.empty(image.shape, dtype=np.float32)
-    for channel, (low, span) in enumerate(zip(*_percentile_range(image, percentiles))):
+    for channel, (low, span) in enumerate(zip(*percentile_range(image, percentiles))):
         _scale_channel(image[channel], low, span, out=normalised[channel])
     return normalised
 
@@ -319,7 +341,7 @@ def _shifted_or(out: np.ndarray, source: np.ndarray, shift: Sequence[int]) -> No
     out[tuple(target)] |= source[tuple(origin)]
 
 
-def _dilate(masks: np.ndarray, radius: int) -> np.ndarray:
+def dilate_masks(masks: np.ndarray, radius: int) -> np.ndarray:
     """Dilate each of a stack of binary masks by a Euclidean ball of ``radius`` pixels.
 
     Same result as ``scipy.ndimage.binary_dilation`` with a ball-shaped structure that does not
@@ -454,7 +476,7 @@ def extract(
     n_channels = 0 if image is None else image.shape[0]
     if image is not None and normalisation == "percentile":
         # Before the output is allocated: the sample's float64 copies then do not add to the peak.
-        percentile_range = _percentile_range(image, (1.0, 99.8))
+        value_range = percentile_range(image, (1.0, 99.8))
     patches = np.empty((len(rows), n_channels + 1, *size), dtype=np.float32)
     masks, _, _ = _gather(mask[np.newaxis], corners, size)
     own = masks[:, 0] == chosen.reshape((-1,) + (1,) * ndim)
@@ -467,7 +489,7 @@ def extract(
     for channel in range(n_channels):  # one channel at a time: a smaller temporary
         raw, border, inside = _gather(image[channel : channel + 1], corners, size)
         if normalisation == "percentile":
-            low, span = (bound[channel] for bound in percentile_range)
+            low, span = (bound[channel] for bound in value_range)
             _scale_channel(raw[:, 0], low, span, out=values[:, channel])
         else:
             values[:, channel] = raw[:, 0]
@@ -489,6 +511,6 @@ def extract(
         values[border] *= inside[:, np.newaxis]
     if mode == "masked":
         if dilation:
-            own = _dilate(own, int(dilation))
+            own = dilate_masks(own, int(dilation))
         values *= own[:, np.newaxis]
     return patches

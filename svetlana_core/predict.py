@@ -212,7 +212,7 @@ class _Cropper:
             # patches.normalise's own estimate; private there, see the report asking for a
             # public one (or a value_range argument to extract, which would make this class
             # a plain loop over extract).
-            self.value_range = patches._percentile_range(image, (1.0, 99.8))
+            self.value_range = patches.percentile_range(image, (1.0, 99.8))
 
     def crop(self, start: int, stop: int) -> np.ndarray:
         """Patches of table rows ``start:stop``, shape (n, C + 1, *size), float32."""
@@ -247,7 +247,7 @@ class _Cropper:
         if spec.mode == "masked":
             own = cut[:, -1] > 0.5
             if spec.dilation:
-                own = patches._dilate(own, int(spec.dilation))  # extract's own dilation
+                own = patches.dilate_masks(own, int(spec.dilation))  # extract's own dilation
             values *= own[:, np.newaxis]
         return cut
 

@@ -8,7 +8,7 @@ from skimage.draw import disk
 
 from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
-from svetlana_core.patches import auto_patch_size, extract, normalise
+from svetlana_core.patches import auto_patch_size, dilate_masks, extract, normalise
 
 
 def disks(shape, objects, dtype=np.uint16):
@@ -455,3 +455,14 @@ def test_image_and_mask_must_match(three_disks):
         extract(image[0], mask)
     with pytest.raises(InputError, match="mask has dtype float64"):
         extract(image, mask.astype(float))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_dilate_masks_equals_scipy_with_a_euclidean_ball(radius, ndim):
+    rng = np.random.default_rng(radius + 10 * ndim)
+    masks = rng.random((3,) + (9,) * ndim) > 0.93
+    grid = np.indices((2 * radius + 1,) * ndim) - radius
+    ball = (grid**2).sum(axis=0) <= radius**2
+    expected = np.stack([ndi.binary_dilation(m, ball) if radius else m for m in masks])
+    np.testing.assert_array_equal(dilate_masks(masks, radius), expected)
