@@ -89,7 +89,8 @@ def guided_panel() -> None:
                         key="guided_strategy")
     predicted = runs.latest_predictions(project, image_name)
     label = annotate.next_object(table, labelled, skipped,
-                                 "uncertain" if strategy != "random" else "random", predicted)
+                                 "uncertain" if strategy != "random" else "random", predicted,
+                                 seed=annotate.guided_seed(author, st.session_state))
     if label is None:
         st.success("Every object of this image is labelled or skipped.")
         return

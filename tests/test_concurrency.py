@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from svetlana_core.demo import create_demo
+from svetlana_core.io import read_mask
+from svetlana_core.objects import object_table
 from svetlana_core.store import Project
+from ui import annotate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,8 +130,10 @@ def test_two_sessions_on_one_image_see_each_others_labels(tmp_path, monkeypatch)
     assert f"speckled ({after['speckled']})" in _radio_counts(a)
 
 
-def _guided_session(project: str, image: str):
+def _guided_session(project: str, image: str, seed: int | None = None):
     at = _annotate_session(project, image)
+    if seed is not None:  # the random order of an anonymous session (ui.annotate.guided_seed)
+        at.session_state["guided_seed"] = seed
     at.segmented_control(key="annotate_mode").set_value("Guided")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -144,9 +149,10 @@ def test_guided_sessions_label_the_object_each_user_was_shown(tmp_path, monkeypa
     monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
     project = create_demo(tmp_path / "projects" / "demo")
     image = "demo_A01.png"
-    a, b = _guided_session("demo", image), _guided_session("demo", image)
+    # two people whose random orders coincide, so both are shown the same object
+    a, b = _guided_session("demo", image, seed=1), _guided_session("demo", image, seed=1)
     shown = _shown_object(a)
-    assert _shown_object(b) == shown  # the same random order for everyone
+    assert _shown_object(b) == shown
     next(button for button in a.button if button.label.startswith("1 · ")).click()
     a.run()
     # B still sees the same object and gives it another class: B's label is for that object
@@ -156,6 +162,23 @@ def test_guided_sessions_label_the_object_each_user_was_shown(tmp_path, monkeypa
     classes = project.classes()["name"].tolist()
     assert project.history(image, shown)["class"].tolist() == classes[:2]
     assert project.labels(image).query("source == 'guided'")["label"].tolist() == [shown]
+
+
+def test_two_guided_sessions_on_one_image_are_shown_different_objects(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
+    create_demo(tmp_path / "projects" / "demo")
+    # anonymous sessions draw their own order; named users get one from their name
+    project = Project.open(tmp_path / "projects" / "demo")
+    image = "demo_A01.png"
+    a, b = _guided_session("demo", image), _guided_session("demo", image)
+    seeds = [at.session_state["guided_seed"] for at in (a, b)]
+    assert seeds[0] != seeds[1]
+    # each page shows the first unlabelled object of its own order
+    row = project.images().set_index("name").loc[image]
+    table = object_table(read_mask(row["mask_path"]))
+    labelled = set(project.labels(image)["label"])
+    assert [_shown_object(at) for at in (a, b)] == [
+        annotate.next_object(table, labelled, set(), seed=seed) for seed in seeds]
 
 
 # ------------------------------------------------------------------ trainings on one device

@@ -3,6 +3,10 @@ guided mode shows next. No Streamlit import: tested directly."""
 
 from __future__ import annotations
 
+import secrets
+import zlib
+from collections.abc import MutableMapping
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +46,19 @@ def label_colours(labels: pd.DataFrame, classes: pd.DataFrame) -> dict[int, str]
     colour_of = dict(zip(classes["name"], classes["colour"]))
     return {int(label): colour_of[name] for label, name in zip(labels["label"], labels["class"])
             if name in colour_of}
+
+
+def guided_seed(author: str, session: MutableMapping) -> int:
+    """The random order of the guided mode for this user.
+
+    One order per person (from the name, so it survives a reload) and, for anonymous users,
+    one per browser session: people labelling one image at once are then shown different
+    objects instead of all the same next one (bench/soak.py: 20 users labelled only 200
+    distinct objects in 683 clicks with one shared order).
+    """
+    if author:
+        return zlib.crc32(author.encode("utf-8"))
+    return session.setdefault("guided_seed", secrets.randbits(32))
 
 
 def next_object(table: pd.DataFrame, labelled: set[int], skipped: set[int],
