@@ -137,14 +137,20 @@ def test_a_mask_linked_outside_is_skipped_and_all_outside_is_an_error(lab):
         state.pairs_inside_roots(io.pair_files(folder))
 
 
-def test_project_page_refuses_a_folder_outside_the_roots(lab):
-    Project.create(lab["lab"] / "projects" / "p")
-    at = _app("p")
+def _add_server_folder(project: str, folder: str):
+    """The Project page of ``project`` after typing ``folder`` and pressing Check and add."""
+    at = _app(project)
     at.run()
-    next(t for t in at.text_input if t.label == "Images folder").set_value("../../etc")
+    next(t for t in at.text_input if t.label == "Images folder").set_value(folder)
     next(b for b in at.button if b.label == "Check and add").click()
     at.run()
     assert not at.exception, _messages(at.exception)
+    return at
+
+
+def test_project_page_refuses_a_folder_outside_the_roots(lab):
+    Project.create(lab["lab"] / "projects" / "p")
+    at = _add_server_folder("p", "../../etc")
     assert any("../../etc is outside the data roots" in m for m in _messages(at.error))
     assert Project.open(lab["lab"] / "projects" / "p").images().empty
 
@@ -156,12 +162,7 @@ def test_project_page_skips_files_linked_outside_the_roots(lab):
     disks_pair(lab["outside"], "B02")
     (folder / "B02.tif").symlink_to(lab["outside"] / "B02.tif")
     (folder / "B02_mask.tif").symlink_to(lab["outside"] / "B02_mask.tif")
-    at = _app("p")
-    at.run()
-    next(t for t in at.text_input if t.label == "Images folder").set_value("plate")
-    next(b for b in at.button if b.label == "Check and add").click()
-    at.run()
-    assert not at.exception, _messages(at.exception)
+    at = _add_server_folder("p", "plate")
     assert not at.error, _messages(at.error)
     assert any("B02.tif is a link to" in m and "skipped" in m for m in _messages(at.warning))
     images = Project.open(lab["lab"] / "projects" / "p").images()

@@ -188,15 +188,21 @@ def demo_with_model(demo):
     return demo, str(model_dir), run
 
 
-@pytest.mark.slow
-def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_model):
-    project, model_dir, run = demo_with_model
+def _train_page_of_run(run: int) -> AppTest:
+    """The demo's Train page showing one run (its id in the URL, as after a reload)."""
     at = _app("demo")
     at.query_params["run"] = str(run)
     at.run()
     at.switch_page("pages/train.py")
     at.run()
     _no_exception(at, "train")
+    return at
+
+
+@pytest.mark.slow
+def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_model):
+    project, model_dir, run = demo_with_model
+    at = _train_page_of_run(run)
     assert any("Validation of the kept model" in h.value for h in at.subheader)
     assert any(m.label == "Macro-F1" for m in at.metric)
 
@@ -216,12 +222,7 @@ def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predic
     project, model_dir, run = demo_with_model
     error = f"worker died; the best model so far (epoch 1) is kept in {model_dir}"
     project.update_run(run, status="failed", error=error)
-    at = _app("demo")
-    at.query_params["run"] = str(run)
-    at.run()
-    at.switch_page("pages/train.py")
-    at.run()
-    _no_exception(at, "train")
+    at = _train_page_of_run(run)
     assert any(error in e.value for e in at.error), [e.value for e in at.error]
     at.switch_page("pages/predict.py")
     at.run()
