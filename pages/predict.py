@@ -3,7 +3,6 @@ review the classes, the confidence, the doubtful objects and Grad-CAM of any obj
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from svetlana_core import io, jobs
@@ -104,20 +103,7 @@ if event.selection.rows:
     st.session_state["predict_selected"] = int(subset.iloc[event.selection.rows[0]]["label"])
 selected = st.session_state.get("predict_selected")
 if selected in set(table["label"]):
-    st.subheader(f"Why object {selected}? (Grad-CAM)")
-    guided = st.toggle("Guided Grad-CAM", key="predict_guided", disabled=mask.ndim == 3)
-    explanation, patch = predictions.explain(model_dir, image, mask, selected, guided=guided)
-    classes_of_model = runs.model_meta(model_dir)["classes"]
-    a, b, c = st.columns(3)
-    plane = patch.shape[1] // 2 if patch.ndim == 4 else None
-    first = patch[0] if plane is None else patch[0, plane]
-    heat = explanation.heat if plane is None else explanation.heat[plane]
-    a.image(predictions.heat_overlay(first, heat * 0), caption="patch (first channel)",
-            width=220)
-    b.image(predictions.heat_overlay(first, heat), width=220,
-            caption=f"evidence for {explanation.target_class}")
-    c.bar_chart(pd.DataFrame({"probability": explanation.probabilities},
-                             index=classes_of_model), horizontal=True, height=220)
+    predictions.gradcam_panel(model_dir, image, mask, selected, image_name)
 
 with st.expander("Review the doubtful objects first (least confident per class)"):
     limits = (loaders.display_limits(row, image, None, 1.0, 99.8)

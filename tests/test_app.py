@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from svetlana_core import stats
+from svetlana_core import io, stats
 from svetlana_core.demo import create_demo
 from svetlana_core.objects import object_table
 from svetlana_core.store import Project
@@ -249,3 +249,21 @@ def test_train_page_previews_labelled_patches_at_the_chosen_size(demo):
     labelled = demo.labels(demo.images()["name"].iloc[0])
     assert images[0].captions == [f"{label} · {cls}" for label, cls in
                                   zip(labelled["label"].head(8), labelled["class"].head(8))]
+
+
+@pytest.mark.slow
+def test_gradcam_of_an_object_gone_from_a_changed_mask_is_one_error_line(demo_with_model):
+    project, model_dir, run = demo_with_model
+    row = project.images().iloc[0]
+    mask = io.read_mask(row["mask_path"])
+    mask[mask == 5] = 0  # the mask was edited after the prediction: object 5 is gone
+    io.write_tiff(row["mask_path"], mask)  # the demo's masks are TIFFs
+    at = _app("demo")
+    at.run()
+    at.switch_page("pages/predict.py")
+    at.run()
+    at.session_state["predict_selected"] = 5
+    at.run()
+    _no_exception(at, "predict with an object that left the mask")
+    assert any(e.value.startswith(f"No Grad-CAM for object 5 of {row['name']} with model tiny")
+               for e in at.error), [e.value for e in at.error]

@@ -3,12 +3,14 @@ or confidence, the review gallery and the Grad-CAM view of one object."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 from ui import overlay
 
@@ -90,6 +92,33 @@ def explain(model_dir: str, image: np.ndarray | None, mask: np.ndarray, label: i
     weights = Path(model_dir) / "model.json"
     model = _model(model_dir, weights.stat().st_mtime)
     return explain_module.explain_object(model, image, mask, int(label), guided=guided)
+
+
+def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, label: int,
+                  image_name: str) -> None:
+    """Why the model gave one object its class: the patch, its Grad-CAM and the probabilities.
+
+    A model and image that no longer fit (the mask changed since the prediction, another
+    number of channels) give one error line naming them, not a traceback.
+    """
+    st.subheader(f"Why object {label}? (Grad-CAM)")
+    guided = st.toggle("Guided Grad-CAM", key="predict_guided", disabled=mask.ndim == 3)
+    try:
+        explanation, patch = explain(model_dir, image, mask, label, guided=guided)
+    except InputError as error:
+        st.error(f"No Grad-CAM for object {label} of {image_name} with model "
+                 f"{Path(model_dir).name}: {error}")
+        return
+    classes = json.loads((Path(model_dir) / "model.json").read_text())["classes"]
+    a, b, c = st.columns(3)
+    plane = patch.shape[1] // 2 if patch.ndim == 4 else None
+    first = patch[0] if plane is None else patch[0, plane]
+    heat = explanation.heat if plane is None else explanation.heat[plane]
+    a.image(heat_overlay(first, heat * 0), caption="patch (first channel)", width=220)
+    b.image(heat_overlay(first, heat), width=220,
+            caption=f"evidence for {explanation.target_class}")
+    c.bar_chart(pd.DataFrame({"probability": explanation.probabilities}, index=classes),
+                horizontal=True, height=220)
 
 
 def heat_overlay(patch_channel: np.ndarray, heat: np.ndarray) -> np.ndarray:
