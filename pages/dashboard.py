@@ -1,7 +1,6 @@
 """Dashboard page: counts and fractions per image and per well, the plate heat map, the
 images of a clicked well, per-condition bars from a plate map, downloads."""
 
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -35,8 +34,11 @@ st.dataframe(per_image, hide_index=True, key="dash_per_image")
 if not per_well.empty:
     st.subheader("Per well")
     a, b = st.columns(2)
-    metric = a.radio("Metric", ["count", "fraction"], horizontal=True, key="dash_metric")
     target = b.selectbox("Class", ["all objects"] + classes, key="dash_class")
+    # the fraction of all objects is 1 everywhere: for "all objects" only the count exists
+    metric = a.radio("Metric", ["count", "fraction"], horizontal=True, key="dash_metric",
+                     disabled=target == "all objects",
+                     help="Fraction: the share of a well's objects in the chosen class.")
     if target == "all objects":
         value = "n_objects"
     else:
@@ -60,10 +62,10 @@ if not per_well.empty:
     plate_map = st.file_uploader("Plate map CSV (columns well, condition)", type=["csv"],
                                  key="dash_plate_map")
     if plate_map is not None:
-        conditions = pd.read_csv(plate_map, dtype=str, keep_default_na=False)
-        if not {"well", "condition"} <= set(conditions.columns):
-            st.error(f"plate map {plate_map.name} needs columns well and condition; it has "
-                     f"{', '.join(conditions.columns)}")
+        try:
+            conditions = plate.read_plate_map(plate_map.getvalue(), plate_map.name)
+        except InputError as error:
+            st.error(str(error))
         else:
             summary = plate.condition_summary(per_well, conditions, value)
             st.plotly_chart(px.bar(summary, x="condition", y="mean", error_y="std",

@@ -164,6 +164,10 @@ def test_dashboard_tables_equal_stats(demo, data_root):
     per_well = at.dataframe[-1].value
     assert per_well.set_index("well").loc["A01", "n_round"] == \
         ((truth["image"] == "demo_A01.png") & (truth["class"] == "round")).sum()
+    # the fraction of "all objects" would be 1 everywhere: only a class has a fraction
+    assert at.radio(key="dash_metric").disabled
+    at.selectbox(key="dash_class").set_value("round").run()
+    assert not at.radio(key="dash_metric").disabled
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(chromium_missing() is not None,
                                  reason=chromium_missing() or "")]
 
-TITLES = {"project": "Project", "annotate": "Annotate", "train": "Train", "predict": "Predict",
+# URL path -> page title. Project is the default page: its address is "/" (a link to
+# "/project" gets Streamlit's "Page not found" dialog, then the main page).
+TITLES = {"": "Project", "annotate": "Annotate", "train": "Train", "predict": "Predict",
           "dashboard": "Dashboard"}
 
 

@@ -7,11 +7,14 @@ click on a well opens its images.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from svetlana_core import stats
+from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 
 
@@ -64,6 +67,29 @@ def plate_figure(grid: pd.DataFrame, title: str) -> go.Figure:
                          margin=dict(l=10, r=10, t=30, b=10),
                          plot_bgcolor="white", dragmode=False)
     return figure
+
+
+def read_plate_map(data: bytes, name: str) -> pd.DataFrame:
+    """A plate map CSV (columns ``well``, ``condition``; others kept) from uploaded bytes.
+
+    Raises
+    ------
+    InputError
+        Not UTF-8 text, not a CSV, or without the two columns (the message names the file).
+    """
+    try:
+        table = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
+                            encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"plate map {name} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start}); save it as 'CSV UTF-8'") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise InputError(f"plate map {name} is not a readable CSV: {error}") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if not {"well", "condition"} <= set(table.columns):
+        raise InputError(f"plate map {name} needs columns well and condition; it has "
+                         f"{', '.join(table.columns) or 'none'}")
+    return table
 
 
 def condition_summary(per_well: pd.DataFrame, plate_map: pd.DataFrame, value: str

@@ -131,6 +131,11 @@ def model_meta(model_dir: str) -> dict:
     return json.loads((Path(model_dir) / "model.json").read_text())
 
 
+def _to_the_second(stamp) -> str:
+    """``2026-11-24T05:07:32.268+00:00`` → ``2026-11-24 05:07:32``; missing → ``""``."""
+    return stamp[:19].replace("T", " ") if isinstance(stamp, str) else ""
+
+
 def runs_table(project: Project) -> pd.DataFrame:
     """One row per run to compare them: status, architecture, settings, best scores."""
     runs = project.runs()
@@ -143,11 +148,15 @@ def runs_table(project: Project) -> pd.DataFrame:
         rows.append({
             "run": run["id"], "kind": run["kind"], "status": run["status"],
             "arch": {"train-rf": "rf", "train": inner.get("arch", "cnn")}.get(run["kind"], ""),
-            "params": json.dumps(inner.get("arch_params", {})) if inner else "",
+            # a prediction run has a model, not training settings
+            "params": json.dumps(inner.get("arch_params", {}))
+            if inner and run["kind"] == "train" else "",
             "epochs": inner.get("epochs"), "lr": inner.get("lr"),
             "macro_f1": metrics.get("macro_f1"),
             "balanced_accuracy": metrics.get("balanced_accuracy"),
             "device": run.get("device"), "author": run.get("author"),
-            "started": run.get("started_at"), "error": run.get("error"),
+            # to the second: the full ISO stamp made the table wider than the page
+            "started": _to_the_second(run.get("started_at")),
+            "error": run.get("error"),
         })
     return pd.DataFrame(rows)
