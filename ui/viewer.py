@@ -39,8 +39,9 @@ def display_controls(image: np.ndarray | None, mask: np.ndarray, key: str,
                 "Channels", list(range(n_channels)), default=list(range(min(n_channels, 3))),
                 key=f"{key}_channels", format_func=lambda c: f"channel {c}")
             channels = tuple(chosen) if chosen else None
-        low, high = cols[1].slider("Contrast (percentiles)", 0.0, 100.0, (1.0, 99.8), 0.1,
-                                   key=f"{key}_contrast")
+        # one channel: no channel picker, so the contrast takes the first column
+        low, high = cols[1 if n_channels > 1 else 0].slider(
+            "Contrast (percentiles)", 0.0, 100.0, (1.0, 99.8), 0.1, key=f"{key}_contrast")
     shape = mask.shape[-2:]
     zoom, centre = 1.0, None
     if zoomable and max(shape) > max_side:
