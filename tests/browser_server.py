@@ -65,6 +65,12 @@ def app_server(data_root: Path, timeout: float = 60.0, with_process: bool = Fals
                 raise RuntimeError(f"the app did not start; see {data_root / 'server.log'}")
             time.sleep(0.2)
         yield (url, process) if with_process else url
+    except BaseException:
+        # a failing browser test shows what the server said (pytest prints captured stderr)
+        log.flush()
+        tail = (data_root / "server.log").read_text(errors="replace").splitlines()[-40:]
+        print("--- server.log (last 40 lines) ---", *tail, sep="\n", file=sys.stderr)
+        raise
     finally:
         process.terminate()  # does nothing to a process already reaped
         try:
