@@ -21,7 +21,10 @@ after the other, and can run out of memory. A worker therefore takes an exclusiv
 status is written. The lock dir is ``$SVETLANA_LOCK_DIR``, by default
 ``<system temp dir>/svetlana-locks``: one folder for the whole machine, so jobs of *different
 projects* on one GPU queue too. The kernel drops the lock when the process dies, so a crashed
-worker never blocks the queue. Locks are per machine (POSIX only).
+worker never blocks the queue. Locks are per machine (POSIX only). Waiting workers poll the
+lock, so with several waiting the first to find the device free takes it, not necessarily the
+first submitted; a worker cancelled while waiting never starts, even when the device frees
+at the same moment.
 
 Cancelling
 ----------
@@ -454,9 +457,10 @@ class _CancelFlag:
     def set(self) -> None:
         self._set = True
 
-    def is_set(self) -> bool:
+    def is_set(self, fresh: bool = False) -> bool:
+        """Whether to stop; ``fresh`` reads the store now instead of at most every POLL_S."""
         now = time.monotonic()
-        if not self._set and now - self._polled >= POLL_S:
+        if not self._set and (fresh or now - self._polled >= POLL_S):
             self._polled = now
             summary = self.project.run(self.run_id)["summary"] or {}
             self._set = bool(summary.get("cancel_requested"))
@@ -510,14 +514,21 @@ def _device_lock(device: Any, flag: _CancelFlag) -> Iterator[bool]:
     path = lock_dir() / f"{_lock_name(device)}.lock"
     with open(path, "a+") as handle:
         while True:
+            # Cancelled while queued (also SIGTERM when the submitting process exits): never
+            # start, even if the device has just become free.
+            if flag.is_set():
+                yield False
+                return
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if flag.is_set():
-                    yield False
-                    return
                 time.sleep(0.2)
+                continue
+            if flag.is_set(fresh=True):  # a cancel that came while the device was busy
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                yield False
+                return
+            break
         try:
             yield True
         finally:
