@@ -54,7 +54,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     if (Path(args.project) / DB_NAME).is_file():
         stored = dict(Project.open(args.project).images()[["name", "mask_path"]].values)
     masks = {**stored, **{p.image.name: p.mask for p in pairs}}
-    for name, labels in table.groupby(table["image"].str.strip())["label"]:
+    for name, labels in table.groupby("image")["label"]:
         if name not in masks:
             continue  # the store names every unknown image in one message
         if name not in present:

@@ -9,3 +9,18 @@ it as an error box. Anything else that escapes is a bug.
 
 class InputError(ValueError):
     """Bad user input: the message names the file or value and what is wrong with it."""
+
+
+def listing(items: list, limit: int = 5) -> str:
+    """The first ``limit`` items of a message, then how many more: ``"a, b, c and 7 more"``."""
+    shown = ", ".join(str(item) for item in items[:limit])
+    more = len(items) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def byte_size(n_bytes: int) -> str:
+    """A size for a message, in decimal units: ``1.8 GB``, ``2.05 kB``, ``130 bytes``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"

@@ -75,7 +75,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, byte_size, listing
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -630,17 +630,9 @@ def _check_tiff_size(series: Any, path: Path, what: str) -> None:
         if ends and max(ends) > size:
             raise InputError(
                 f"could not read {what} {path}: the TIFF file is truncated: its header declares "
-                f"{tuple(series.shape)} {series.dtype} pixels ({_size_text(series.nbytes)}) but "
-                f"the file ends after {_size_text(size)}"
+                f"{tuple(series.shape)} {series.dtype} pixels ({byte_size(series.nbytes)}) but "
+                f"the file ends after {byte_size(size)}"
             )
-
-
-def _size_text(n_bytes: int) -> str:
-    """``1.8 GB``, ``16.5 kB``, ``130 bytes``."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n_bytes >= scale:
-            return f"{n_bytes / scale:.3g} {unit}"
-    return f"{n_bytes} bytes"
 
 
 def _read_pillow(path: Path, keep_palette: bool) -> tuple[np.ndarray, str | None]:
@@ -1114,14 +1106,14 @@ def read_labels_csv(path: str | os.PathLike) -> "pd.DataFrame":
         empty = table[column] == ""
         if empty.any():
             raise InputError(f"labels file {path} has an empty {column} on line(s) "
-                             f"{_listing(line[empty].tolist())}")
+                             f"{listing(line[empty].tolist())}")
     numbers = pd.to_numeric(table["label"], errors="coerce")
     # Labels are int64 (and SQLite INTEGERs): a larger number would wrap negative.
     bad = numbers.isna() | (numbers % 1 != 0) | (numbers <= 0) | (numbers >= 2**63)
     if bad.any():
         shown = [f"{n} ({value!r})" for n, value in zip(line[bad], table.loc[bad, "label"])]
         raise InputError(f"labels file {path}: label must be a positive integer; {bad.sum()} "
-                         f"rows are not, on line(s) {_listing(shown)}")
+                         f"rows are not, on line(s) {listing(shown)}")
     table["label"] = numbers.astype("int64")
     table = table.drop_duplicates(["image", "label", "class"])
     clash = table.duplicated(["image", "label"], keep=False)
@@ -1129,11 +1121,5 @@ def read_labels_csv(path: str | os.PathLike) -> "pd.DataFrame":
         objects = table.loc[clash, ["image", "label"]].drop_duplicates()
         shown = [f"{image} label {label}" for image, label in objects.itertuples(index=False)]
         raise InputError(f"labels file {path} gives {len(objects)} objects two different "
-                         f"classes: {_listing(shown)}")
+                         f"classes: {listing(shown)}")
     return table.reset_index(drop=True)
-
-
-def _listing(items: list, limit: int = 5) -> str:
-    shown = ", ".join(str(item) for item in items[:limit])
-    more = len(items) - limit
-    return f"{shown} and {more} more" if more > 0 else shown

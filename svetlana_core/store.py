@@ -64,7 +64,7 @@ from typing import Any
 import pandas as pd
 
 from svetlana_core import io
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, listing
 
 __all__ = [
     "DB_NAME",
@@ -300,12 +300,6 @@ def _author(author: Any) -> str:
     if not isinstance(author, str):
         raise InputError(f"author must be a string, got {author!r}")
     return author.strip()
-
-
-def _listing(items: list[Any], limit: int = 5) -> str:
-    shown = ", ".join(str(item) for item in items[:limit])
-    more = len(items) - limit
-    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _frame(cursor: sqlite3.Cursor, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -750,7 +744,7 @@ class Project:
         if len(existing) + len(missing) > MAX_CLASSES:
             raise InputError(
                 f"{origin} would make {len(existing) + len(missing)} classes "
-                f"({_listing(missing)} are new); a project holds at most {MAX_CLASSES}"
+                f"({listing(missing)} are new); a project holds at most {MAX_CLASSES}"
             )
         used = {row[0] for row in conn.execute("SELECT colour FROM classes")}
         free = iter([colour for colour in PALETTE if colour not in used] + list(PALETTE))
@@ -1064,7 +1058,7 @@ class Project:
             if others:
                 raise InputError(
                     f"cannot undo the label of object {label} in image {name}: "
-                    f"{_listing([row[0] or '(anonymous)' for row in others])} changed it since"
+                    f"{listing([row[0] or '(anonymous)' for row in others])} changed it since"
                 )
             previous = conn.execute(
                 "SELECT class_id, source FROM annotations"
@@ -1156,7 +1150,7 @@ class Project:
             if unknown:
                 raise InputError(
                     f"labels file {path} names {len(unknown)} images that are not in the "
-                    f"project: {_listing(unknown)}"
+                    f"project: {listing(unknown)}"
                 )
             origin = f"labels file {path}"
             classes = self._add_classes(conn, sorted(table["class"].unique()), origin)
@@ -1388,7 +1382,7 @@ class Project:
         labels = labels.astype("int64")
         if labels.duplicated().any():
             repeated = sorted(labels[labels.duplicated()].unique().tolist())
-            raise InputError(f"predictions table repeats label(s) {_listing(repeated)}")
+            raise InputError(f"predictions table repeats label(s) {listing(repeated)}")
         confidence = (
             pd.to_numeric(table["confidence"], errors="coerce").astype("float64")
             if "confidence" in table

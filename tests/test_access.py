@@ -199,7 +199,7 @@ def test_upload_over_the_limit_is_refused_before_anything_is_written(project, mo
     monkeypatch.setattr(importer, "MAX_UPLOAD_BYTES", 1000)
     small = _tiff_bytes(np.zeros((4, 4), np.uint8))
     big = b"II*\x00" + bytes(2044)
-    with pytest.raises(InputError, match=r"upload big.tif is 2.0 KB, over the 1000 bytes limit"):
+    with pytest.raises(InputError, match=r"upload big.tif is 2.05 kB, over the 1 kB limit"):
         importer.save_uploads(project, [_upload("ok.tif", small), _upload("big.tif", big)])
     assert not (project.folder / "uploads").exists()
     # An explicit limit wins over the module's.

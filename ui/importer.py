@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from svetlana_core import io
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, byte_size
 from svetlana_core.store import Project
 
 #: Uploads larger than this are refused before anything is written (bytes). It equals
@@ -74,8 +74,8 @@ def save_uploads(project: Project, files, max_bytes: int | None = None) -> Path:
     for upload in files:
         name = upload_name(upload.name)
         if upload.size > limit:
-            raise InputError(f"upload {name} is {_size(upload.size)}, over the "
-                             f"{_size(limit)} limit")
+            raise InputError(f"upload {name} is {byte_size(upload.size)}, over the "
+                             f"{byte_size(limit)} limit")
         # getvalue() of an UploadedFile (a BytesIO made from bytes) returns those bytes
         # without a copy; getbuffer() would copy them (0.76 s for 300 MB here).
         data = upload.getvalue()
@@ -145,10 +145,3 @@ def sniff_upload(name: str, data: bytes) -> str:
         expected = "a TIFF, PNG or JPEG image"
     raise InputError(f"upload {name} is not {expected}: it starts with {data[:8]!r}; "
                      "nothing was saved")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"

@@ -101,9 +101,9 @@ def pairs_inside_roots(pairs: list[io.Pair], roots: list[Path] | None = None
     roots = [Path(r).resolve() for r in (roots or data_roots())]
     kept, skipped = [], []
     for pair in pairs:
-        outside = [(what, path, path.resolve()) for what, path in
-                   (("image", pair.image), ("mask", pair.mask))
-                   if not _inside(path.resolve(), roots)]
+        resolved = (("image", pair.image, pair.image.resolve()),
+                    ("mask", pair.mask, pair.mask.resolve()))
+        outside = [entry for entry in resolved if not _inside(entry[2], roots)]
         if outside:
             what, path, target = outside[0]
             skipped.append(f"{what} {path.name} is a link to {target}, outside the data "
