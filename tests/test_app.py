@@ -41,32 +41,33 @@ def _no_exception(at: AppTest, where: str) -> None:
     assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_renders_without_a_project(data_root, page):
-    at = _app()
+def _page(project: str | None, page: str, run: int | None = None) -> AppTest:
+    """``page`` of ``project`` (None: no project chosen), rendered without an exception;
+    ``run``: a run id in the URL, as the Train page keeps it across reloads."""
+    at = _app(project)
+    if run is not None:
+        at.query_params["run"] = str(run)
     at.run()
     at.switch_page(page)
     at.run()
     _no_exception(at, page)
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_a_project(data_root, page):
+    _page(None, page)
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_an_empty_project(data_root, page):
     Project.create(data_root / "projects" / "empty")
-    at = _app("empty")
-    at.run()
-    at.switch_page(page)
-    at.run()
-    _no_exception(at, page)
+    _page("empty", page)
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_the_demo(demo, page):
-    at = _app("demo")
-    at.run()
-    at.switch_page(page)
-    at.run()
-    _no_exception(at, page)
+    _page("demo", page)
 
 
 def test_open_demo_button_creates_and_selects_it(data_root):
@@ -147,11 +148,7 @@ def test_dashboard_tables_equal_stats(demo, data_root):
     truth = pd.read_csv(data_root / "projects" / "demo" / "ground_truth.csv")
     for image, rows in truth.groupby("image"):
         demo.save_predictions(model_dir, image, rows.assign(confidence=0.9))
-    at = _app("demo")
-    at.run()
-    at.switch_page("pages/dashboard.py")
-    at.run()
-    _no_exception(at, "dashboard")
+    at = _page("demo", "pages/dashboard.py")
     assert not at.error, [e.value for e in at.error]
     shown = at.dataframe[0].value
     images = demo.images()[["name", "well"]].rename(columns={"name": "image"})
@@ -192,21 +189,10 @@ def demo_with_model(demo):
     return demo, str(model_dir), run
 
 
-def _train_page_of_run(run: int) -> AppTest:
-    """The demo's Train page showing one run (its id in the URL, as after a reload)."""
-    at = _app("demo")
-    at.query_params["run"] = str(run)
-    at.run()
-    at.switch_page("pages/train.py")
-    at.run()
-    _no_exception(at, "train")
-    return at
-
-
 @pytest.mark.slow
 def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_model):
     project, model_dir, run = demo_with_model
-    at = _train_page_of_run(run)
+    at = _page("demo", "pages/train.py", run=run)
     assert any("Validation of the kept model" in h.value for h in at.subheader)
     assert any(m.label == "Macro-F1" for m in at.metric)
 
@@ -226,7 +212,7 @@ def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predic
     project, model_dir, run = demo_with_model
     error = f"worker died; the best model so far (epoch 1) is kept in {model_dir}"
     project.update_run(run, status="failed", error=error)
-    at = _train_page_of_run(run)
+    at = _page("demo", "pages/train.py", run=run)
     assert any(error in e.value for e in at.error), [e.value for e in at.error]
     at.switch_page("pages/predict.py")
     at.run()
@@ -236,11 +222,7 @@ def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predic
 
 
 def test_train_page_previews_labelled_patches_at_the_chosen_size(demo):
-    at = _app("demo")
-    at.run()
-    at.switch_page("pages/train.py")
-    at.run()
-    _no_exception(at, "train")
+    at = _page("demo", "pages/train.py")
     assert any("Patches as the network sees them" in c.value and "automatic" in c.value
                for c in at.caption)
     at.toggle(key="train_auto_patch").set_value(False).run()
@@ -262,10 +244,7 @@ def test_gradcam_of_an_object_gone_from_a_changed_mask_is_one_error_line(demo_wi
     mask = io.read_mask(row["mask_path"])
     mask[mask == 5] = 0  # the mask was edited after the prediction: object 5 is gone
     io.write_tiff(row["mask_path"], mask)  # the demo's masks are TIFFs
-    at = _app("demo")
-    at.run()
-    at.switch_page("pages/predict.py")
-    at.run()
+    at = _page("demo", "pages/predict.py")
     at.session_state["predict_selected"] = 5
     at.run()
     _no_exception(at, "predict with an object that left the mask")
