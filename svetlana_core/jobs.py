@@ -353,23 +353,22 @@ def reap_dead_jobs(
         record = project.run(run_id)
         if record["status"] in FINAL_STATUSES:
             continue
-        kept = _checkpoint_epoch(record["model_dir"])
-        if kept is not None:
-            reason += f"; the best model so far (epoch {kept}) is kept in {record['model_dir']}"
-        project.update_run(int(run_id), status="failed", error=reason, finished_at=utc_now())
+        project.update_run(int(run_id), status="failed", finished_at=utc_now(),
+                           error=_with_kept_model(reason, record["model_dir"]))
         reaped.append(int(run_id))
     return reaped
 
 
-def _checkpoint_epoch(model_dir: str | None) -> int | None:
-    """The epoch of the model a training left in ``model_dir``, or None if none is there."""
+def _with_kept_model(reason: str, model_dir: str | None) -> str:
+    """A dead worker's error, naming the checkpoint it left in ``model_dir`` (if any)."""
     if not model_dir:
-        return None
+        return reason
     try:
         meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
-        return int(meta["best_epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        epoch = int(meta["best_epoch"])
+    except (OSError, ValueError, KeyError, TypeError):  # no checkpoint (yet)
+        return reason
+    return f"{reason}; the best model so far (epoch {epoch}) is kept in {model_dir}"
 
 
 def wait(
@@ -422,10 +421,8 @@ def shutdown_workers(timeout: float = 20.0) -> None:
             project = Project.open(folder)
             record = project.run(run_id)
             if record["status"] not in FINAL_STATUSES:
-                error = "worker stopped when the process that started it exited"
-                kept = _checkpoint_epoch(record["model_dir"])
-                if kept is not None:
-                    error += f"; the best model so far (epoch {kept}) is kept"
+                error = _with_kept_model("worker stopped when the process that started it "
+                                         "exited", record["model_dir"])
                 project.update_run(run_id, status="failed", finished_at=utc_now(), error=error)
         except Exception:  # the project may be gone (a test's temp folder): nothing to record
             pass
