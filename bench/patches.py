@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from svetlana_core.objects import object_table  # noqa: E402
-from svetlana_core.patches import auto_patch_size, extract, normalise  # noqa: E402
+from svetlana_core.objects import object_table
+from svetlana_core.patches import auto_patch_size, extract, normalise
 
 SIDE, GRID = 8000, 100
 

@@ -46,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from svetlana_core import models  # noqa: E402
+from svetlana_core.predict.network import _inference_module
+
 OUT = ROOT / "bench" / "out" / "predict"
 NETS = {"original": {"depth": 2, "width": 16, "kernel": 3}, "default": {"depth": 3, "width": 32}}
 
@@ -83,23 +86,23 @@ def model_folder(net: str, patch_size: tuple[int, ...]) -> Path:
     """A model folder of untrained (seeded) weights for ``net`` at ``patch_size``."""
     import torch
 
-    from svetlana_core import models, training
+    from svetlana_core import models
 
     folder = OUT / "models" / f"{net}-{'x'.join(map(str, patch_size))}"
-    if (folder / training.MODEL_FILE).is_file():
+    if (folder / models.MODEL_FILE).is_file():
         return folder
     torch.manual_seed(0)
     params = NETS[net]
     module = models.build_model("cnn", 2, 3, 2, **params)
     meta = {
-        "format_version": training.FORMAT_VERSION, "arch": "cnn", "arch_params": params,
+        "format_version": models.FORMAT_VERSION, "arch": "cnn", "arch_params": params,
         "spatial_dims": 2, "in_channels": 2, "image_channels": 1,
         "classes": ["a", "b", "c"], "patch_size": list(patch_size), "patch_mode": "context",
         "dilation": 2, "normalisation": "percentile", "config": {}, "history": [],
         "best_epoch": None, "metrics": None, "data": {"note": "untrained, for benchmarks"},
         "versions": {}, "parent": None, "created_at": "2026-01-01T00:00:00+00:00",
     }
-    return training.save_model(folder, module, meta)
+    return models.save_model(folder, module, meta)
 
 
 def scene_files(size: int, n_objects: int) -> tuple[Path, Path, tuple[int, ...]]:
@@ -148,9 +151,8 @@ def peak_rss_mb() -> float:
 
 def _no_fold() -> None:
     """Measure the 'before': run the module as loaded (no BatchNorm folding)."""
-    from svetlana_core import predict
 
-    predict._inference_module = lambda module, device, layout: copy.deepcopy(module).to(
+    _inference_module = lambda module, device, layout: copy.deepcopy(module).to(
         device, memory_format=layout
     )
 
@@ -158,7 +160,7 @@ def _no_fold() -> None:
 def case_image(args: argparse.Namespace) -> dict:
     import torch
 
-    from svetlana_core import predict, training
+    from svetlana_core import predict
 
     torch.set_num_threads(args.threads)
     if args.no_fold:
@@ -166,7 +168,7 @@ def case_image(args: argparse.Namespace) -> dict:
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
     folder = model_folder(args.net, patch_size)
     image, mask = np.load(image_path), np.load(mask_path)
-    model = training.load_model(folder)
+    model = models.load_model(folder)
     predict.predict_image(model, image[:, :512, :512], mask[:512, :512], batch_size=args.batch)
     runs, peaks = [], []
     for _ in range(2):  # the first call on the whole image pays for fresh memory pages
@@ -201,11 +203,11 @@ def case_sweep(args: argparse.Namespace) -> dict:
     """Forward time per batch size, interleaved over rounds (min), in one process."""
     import torch
 
-    from svetlana_core import predict, training
+    from svetlana_core import predict
 
     torch.set_num_threads(args.threads)
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
-    model = training.load_model(model_folder(args.net, patch_size))
+    model = models.load_model(model_folder(args.net, patch_size))
     image, mask = np.load(image_path), np.load(mask_path)
     predict.predict_image(model, image[:, :512, :512], mask[:512, :512])
     best: dict[int, dict] = {}
@@ -228,13 +230,13 @@ def case_fold(args: argparse.Namespace) -> dict:
     """Forward time with and without BatchNorm folding, alternated over rounds (min)."""
     import torch
 
-    from svetlana_core import predict, training
+    from svetlana_core import predict
 
     torch.set_num_threads(args.threads)
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
-    model = training.load_model(model_folder(args.net, patch_size))
+    model = models.load_model(model_folder(args.net, patch_size))
     image, mask = np.load(image_path), np.load(mask_path)
-    folded = predict._inference_module
+    folded = _inference_module
 
     def unfolded(module, device, layout):
         return copy.deepcopy(module).to(device, memory_format=layout)
@@ -243,10 +245,10 @@ def case_fold(args: argparse.Namespace) -> dict:
     best = {"fold": [], "no_fold": []}
     for _ in range(args.rounds):
         for name, make in (("fold", folded), ("no_fold", unfolded)):
-            predict._inference_module = make
+            _inference_module = make
             result = predict.predict_image(model, image, mask, batch_size=args.batch)
             best[name].append(result.timings["forward"])
-    predict._inference_module = folded
+    _inference_module = folded
     n = int(mask.max())
     return {
         "case": "fold", "net": args.net, "size": args.size, "objects": n,
@@ -262,7 +264,8 @@ def case_fold(args: argparse.Namespace) -> dict:
 def case_folder(args: argparse.Namespace) -> dict:
     import torch
 
-    from svetlana_core import io, predict
+    from svetlana_core import io
+    from svetlana_core import predict
 
     torch.set_num_threads(args.threads)
     folder = folder_files()

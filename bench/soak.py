@@ -85,7 +85,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from svetlana_core.demo import DemoSpec, create_demo  # noqa: E402
-from svetlana_core.store import Project  # noqa: E402
+from svetlana_core.store import Project
 
 MAX_USERS = 50
 MAX_SECONDS = 600

@@ -36,7 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from svetlana_core import training as T  # noqa: E402
+from svetlana_core import training as T
+from svetlana_core import objects
+from svetlana_core import models
+from svetlana_core.training.split import _split_with_note
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "consep_train_tiles"
 
@@ -53,8 +56,8 @@ def throughput(patch_size: tuple[int, int], in_channels: int, seconds: float = 3
     rng = np.random.default_rng(0)
     X = torch.from_numpy(rng.random((n, in_channels, *patch_size), dtype=np.float32))
     y = torch.from_numpy(rng.integers(0, 4, n))
-    model = T.models.build_model("cnn", in_channels, 4, 2).to(
-        memory_format=T.memory_format_for(2))
+    model = models.build_model("cnn", in_channels, 4, 2).to(
+        memory_format=models.memory_format_for(2))
     loss_fn = T.build_loss("cross_entropy", 4, T.class_weights(y.numpy(), 4))
     optimiser = T.build_optimiser("adam", model.parameters(), config.lr, config.weight_decay)
     augment = T.BatchAugment(config.augment, in_channels - 1, patch_size, seed=0)
@@ -70,7 +73,7 @@ def throughput(patch_size: tuple[int, int], in_channels: int, seconds: float = 3
         batches = ((X[b], y[b]) for b in index.split(config.batch_size))
         T.train_one_epoch(model, batches, loss_fn, optimiser, None, torch.device("cpu"), augment,
                           batch_size=config.batch_size, timings=timings,
-                          memory_format=T.memory_format_for(2))
+                          memory_format=models.memory_format_for(2))
         seen += n
     return {
         "patch": f"{in_channels}x{patch_size[0]}x{patch_size[1]}",
@@ -89,14 +92,15 @@ def rf_baseline(dataset: T.ObjectSet, train_idx: np.ndarray, val_idx: np.ndarray
     """Random forest on object features of the same objects and split."""
     import pandas as pd
 
-    from svetlana_core import baseline, io
+    from svetlana_core import baseline
+    from svetlana_core import io
 
     pairs = {p.image.name: p for p in io.pair_files(DATA / "images", DATA / "masks")}
     parts = []
     for name in np.unique(dataset.images):
         image, mask = io.load_pair(pairs[name].image, pairs[name].mask)
         rows = np.flatnonzero(dataset.images == name)
-        features = baseline.object_features(image, mask, dataset.labels[rows].tolist())
+        features = objects.object_features(image, mask, dataset.labels[rows].tolist())
         parts.append(features.set_index(rows))
     features = pd.concat(parts).sort_index()
     names = np.array(dataset.classes)[dataset.y]
@@ -156,7 +160,7 @@ def main() -> None:
             print(f"CoNSeP not found at {DATA}: skipped")
         return
 
-    train_idx, val_idx, note = T._split_with_note(dataset.y, dataset.groups, 0.2, args.seed)
+    train_idx, val_idx, note = _split_with_note(dataset.y, dataset.groups, 0.2, args.seed)
     print(f"split: {note}; {len(train_idx)} training / {len(val_idx)} validation objects; "
           f"validation source images {sorted(set(dataset.groups[val_idx]), key=int)}")
     print(f"config: {json.dumps({k: v for k, v in config.to_dict().items() if k != 'augment'})}")

@@ -33,20 +33,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from svetlana_core import training as T  # noqa: E402
-from svetlana_core.metrics import classification_metrics  # noqa: E402
+from svetlana_core import training as T
+from svetlana_core.stats import classification_metrics
+from svetlana_core import objects
+from svetlana_core import predict
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "urocell_mito_3d_masks_only"
 
 
 def rf_features(dataset: T.ObjectSet) -> pd.DataFrame:
-    from svetlana_core import baseline, io
+    from svetlana_core import io
 
     parts = []
     for name in np.unique(dataset.images):
         mask = io.read_mask(DATA / "masks" / name)
         rows = np.flatnonzero(dataset.images == name)
-        parts.append(baseline.object_features(None, mask, dataset.labels[rows].tolist())
+        parts.append(objects.object_features(None, mask, dataset.labels[rows].tolist())
                      .set_index(rows))
     return pd.concat(parts).sort_index()
 
@@ -90,7 +92,7 @@ def main() -> None:
         fit = np.flatnonzero(dataset.groups != volume)
         tic = time.perf_counter()
         run = T.train(dataset.subset(fit), config)
-        probs = T.predict_patches(run.model, dataset.X[test])
+        probs = predict.predict_patches(run.model, dataset.X[test])
         cnn_pred[test] = np.array(run.classes)[probs.argmax(1)]
         forest = baseline.train_baseline(features.iloc[fit], list(names[fit]), dataset.classes,
                                          n_jobs=-1)

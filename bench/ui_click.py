@@ -72,8 +72,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from svetlana_core.objects import object_table  # noqa: E402
-from svetlana_core.store import Project  # noqa: E402
+from svetlana_core.objects import object_table
+from svetlana_core.store import Project
 
 CLASSES = {"round": "#1f77b4", "elongated": "#ff7f0e"}
 PROJECT = "bench"

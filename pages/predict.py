@@ -5,7 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from svetlana_core import io, jobs
+from svetlana_core import io
+from svetlana_core import jobs
 from svetlana_core.errors import InputError
 from ui import loaders, predictions, runs, state, viewer
 from ui.layout import page_setup

@@ -23,13 +23,14 @@ EXIT_BAD_INPUT = 2
 
 
 def cmd_objects(args: argparse.Namespace) -> int:
-    from svetlana_core import io, objects, stats
+    from svetlana_core import io
+    from svetlana_core import objects
 
     _, mask = io.load_pair(args.image, args.mask, axes=args.axes,
                            relabel_binary=args.relabel_binary)
     table = objects.object_table(mask)
     if args.out:
-        stats.write_csv(args.out, table)
+        io.write_csv(args.out, table)
         print(f"{len(table)} objects written to {args.out}")
     else:
         print(table.to_csv(index=False), end="")
@@ -38,8 +39,9 @@ def cmd_objects(args: argparse.Namespace) -> int:
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
     from svetlana_core import io
-    from svetlana_core.objects import labels_of
-    from svetlana_core.store import DB_NAME, Project
+    from svetlana_core.objects.table import labels_of
+    from svetlana_core.store.connection import DB_NAME
+    from svetlana_core.store.project import Project
 
     # Everything is checked before the project is touched: every image and mask is read (as
     # the app's import page does) and every labelled object must be in its mask. Images and
@@ -82,7 +84,7 @@ def _check_labels_in_mask(labels_file, image: str, mask_path, present, labels) -
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
-    from svetlana_core.store import Project
+    from svetlana_core.store.project import Project
 
     project = Project.open(args.project)
     n = project.export_labels_csv(args.out)
@@ -139,7 +141,7 @@ def _config_from_args(args: argparse.Namespace) -> dict:
 
 
 def _group_by(pattern: str | None):
-    from svetlana_core.jobs import group_by_pattern
+    from svetlana_core.io.pairing import group_by_pattern
 
     return group_by_pattern(pattern)
 
@@ -154,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.validate()
     group_by = _group_by(args.group_pattern)
     if args.project:
-        from svetlana_core.store import Project
+        from svetlana_core.store.project import Project
 
         dataset = training.dataset_from_project(Project.open(args.project), cfg,
                                                 group_by=group_by)
@@ -180,7 +182,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_rf(args: argparse.Namespace, config: dict) -> int:
-    from svetlana_core import baseline, io
+    from svetlana_core import baseline
+    from svetlana_core import io
 
     if args.project:
         raise InputError("--arch rf trains from folders (--images, --masks, --labels) only")
@@ -203,7 +206,7 @@ def _train_rf(args: argparse.Namespace, config: dict) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from svetlana_core.evaluate import evaluate_folder
+    from svetlana_core.predict.evaluate import evaluate_folder
 
     images = None if args.images == "-" else args.images
     metrics = evaluate_folder(args.model, images, args.masks, args.labels, axes=args.axes,
@@ -217,7 +220,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from svetlana_core import io
-    from svetlana_core.predict import predict_many
+    from svetlana_core.predict.many import predict_many
 
     if args.scheduler and args.dask_local:
         raise InputError("give either --scheduler or --dask-local, not both")
@@ -254,13 +257,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
     from svetlana_core import io
-    from svetlana_core.explain import explain_object, save_heatmap_png
-    from svetlana_core.training import load_model
+    from svetlana_core.explain.cam import explain_object
+    from svetlana_core.explain.heatmap import save_heatmap_png
+    from svetlana_core.models.folder import load_model
 
     model = load_model(args.model)
     image, mask = io.load_pair(None if args.image == "-" else args.image, args.mask,
                                axes=args.axes)
-    from svetlana_core.objects import labels_of
+    from svetlana_core.objects.table import labels_of
 
     present = labels_of(mask)
     if args.label not in present:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svetlana_core.store import Project
+from svetlana_core.store.project import Project
 
 #: The demo's classes, with the colours the app draws them in.
 DEMO_CLASSES: dict[str, str] = {

@@ -6,6 +6,11 @@ and says what was found. The CLI turns it into exit code 2 and one line on stder
 it as an error box. Anything else that escapes is a bug.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 
 class InputError(ValueError):
     """Bad user input: the message names the file or value and what is wrong with it."""
@@ -24,3 +29,24 @@ def byte_size(n_bytes: int) -> str:
         if n_bytes >= scale:
             return f"{n_bytes / scale:.3g} {unit}"
     return f"{n_bytes} bytes"
+
+
+def preview(values: Iterable[Any], limit: int = 5) -> str:
+    """The first ``limit`` values as a Python list, and how many more: ``"[1, 2] (and 3 more)"``."""
+    values = list(values)
+    shown = [v.item() if hasattr(v, "item") and hasattr(v, "dtype") else v for v in values[:limit]]
+    text = repr(shown)
+    return text if len(values) <= limit else f"{text} (and {len(values) - limit} more)"
+
+
+def require_columns(table: Any, required: Sequence[str], argument: str) -> None:
+    """Raise :class:`InputError` unless ``table`` is a DataFrame with the ``required`` columns."""
+    import pandas as pd  # here, so that importing the errors stays free
+
+    if not isinstance(table, pd.DataFrame):
+        raise InputError(f"{argument} must be a pandas DataFrame, got {type(table).__name__}")
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise InputError(
+            f"{argument} lacks column(s) {missing}; it has columns {list(table.columns)}"
+        )

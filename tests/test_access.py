@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 import tifffile
 
-from svetlana_core import io
+from svetlana_core import io, models
 from svetlana_core.demo import create_demo
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
@@ -286,10 +286,9 @@ class _Payload:
 
 
 def _model_meta(**changes) -> dict:
-    from svetlana_core import training
 
     meta = {
-        "format_version": training.FORMAT_VERSION, "arch": "cnn",
+        "format_version": models.FORMAT_VERSION, "arch": "cnn",
         "arch_params": {"depth": 1, "width": 4}, "spatial_dims": 2, "in_channels": 2,
         "image_channels": 1, "classes": ["a", "b"], "patch_size": [8, 8],
         "patch_mode": "context", "dilation": 0, "normalisation": "percentile", "config": {},
@@ -311,7 +310,6 @@ def test_payload_really_runs_code_when_unpickled(tmp_path):
 def test_load_model_never_unpickles_weights(tmp_path, file_name):
     import torch
 
-    from svetlana_core import training
 
     folder, marker = tmp_path / "model", tmp_path / "ran"
     folder.mkdir()
@@ -319,14 +317,14 @@ def test_load_model_never_unpickles_weights(tmp_path, file_name):
     torch.save({"state_dict": _Payload(marker)}, folder / file_name)
     with pytest.raises(InputError, match=r"weights.safetensors (not found|cannot be read as "
                                          r"safetensors)"):
-        training.load_model(folder)
+        models.load_model(folder)
     assert not marker.exists()
 
 
 def test_code_like_strings_in_model_json_are_only_data(tmp_path):
     import torch
 
-    from svetlana_core import models, training
+    from svetlana_core import models
 
     marker = tmp_path / "ran"
     code = f"__import__('os').system('touch {marker}')"
@@ -334,15 +332,15 @@ def test_code_like_strings_in_model_json_are_only_data(tmp_path):
                        config={"on_load": code}, extra_hook=code)
     torch.manual_seed(0)
     module = models.build_model("cnn", 2, 2, 2, depth=1, width=4)
-    folder = training.save_model(tmp_path / "model", module, meta)
-    loaded = training.load_model(folder)
+    folder = models.save_model(tmp_path / "model", module, meta)
+    loaded = models.load_model(folder)
     assert loaded.classes == (code, "eval('1+1')")
     assert loaded.meta["data"] == {"note": code} and loaded.meta["extra_hook"] == code
     assert not marker.exists()
     # A code-like architecture name is looked up, not run.
     (folder / "model.json").write_text(json.dumps(_model_meta(arch=code)))
     with pytest.raises(InputError, match=r"model.json keys 'arch'/'arch_params'"):
-        training.load_model(folder)
+        models.load_model(folder)
     assert not marker.exists()
 
 
@@ -376,17 +374,17 @@ def test_seg_npy_payload_is_refused_through_the_import_report(tmp_path):
 
 # --------------------------------------------------------------------------- code scan
 
-APP_CODE = sorted([*(ROOT / "svetlana_core").glob("*.py"), *(ROOT / "ui").glob("*.py"),
+APP_CODE = sorted([*(ROOT / "svetlana_core").rglob("*.py"), *(ROOT / "ui").glob("*.py"),
                    *(ROOT / "pages").glob("*.py"), ROOT / "app.py"])
 
 #: Modules that turn bytes into arbitrary Python objects (and so can run code).
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal",
                   "shelve", "jsonpickle"}
-#: The one allowed use: svetlana_core/io.py reads Cellpose's *_seg.npy, a pickled dict,
+#: The one allowed use: svetlana_core/io/cellpose.py reads Cellpose's *_seg.npy, a pickled dict,
 #: through ``_NumpyOnlyUnpickler`` (a pickle.Unpickler whose find_class admits numpy arrays
 #: and plain values only; tests above and in test_io.py). It may name these and nothing else
 #: of pickle: no pickle.load / pickle.loads.
-ALLOWED_PICKLE_NAMES = {"svetlana_core/io.py": {"Unpickler", "UnpicklingError"}}
+ALLOWED_PICKLE_NAMES = {"svetlana_core/io/cellpose.py": {"Unpickler", "UnpicklingError"}}
 
 
 def _dotted(node: ast.AST) -> str:
@@ -450,7 +448,7 @@ def test_no_code_runs_from_files(path):
 
 def test_the_one_unpickler_only_admits_an_allow_list():
     # The allow-list above is only safe while the unpickler restricts what it builds.
-    tree = ast.parse((ROOT / "svetlana_core" / "io.py").read_text())
+    tree = ast.parse((ROOT / "svetlana_core" / "io" / "cellpose.py").read_text())
     subclasses = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
                   and any(_dotted(b) == "pickle.Unpickler" for b in node.bases)]
     assert [c.name for c in subclasses] == ["_NumpyOnlyUnpickler"]
@@ -479,13 +477,13 @@ def test_the_scan_catches_unsafe_code(source, flagged):
                        "x.py") == []
     # io.py may name pickle.Unpickler, but not pickle.loads.
     assert unsafe_uses("import pickle\nclass U(pickle.Unpickler): pass",
-                       "svetlana_core/io.py") == []
-    assert unsafe_uses("import pickle\npickle.loads(b)", "svetlana_core/io.py") == [
-        "svetlana_core/io.py:2 uses pickle.loads"]
-    assert unsafe_uses("import dill", "svetlana_core/io.py") == [
-        "svetlana_core/io.py:1 imports dill"]
-    assert unsafe_uses("import pickle as p", "svetlana_core/io.py") == [
-        "svetlana_core/io.py:1 imports pickle"]
+                       "svetlana_core/io/cellpose.py") == []
+    assert unsafe_uses("import pickle\npickle.loads(b)", "svetlana_core/io/cellpose.py") == [
+        "svetlana_core/io/cellpose.py:2 uses pickle.loads"]
+    assert unsafe_uses("import dill", "svetlana_core/io/cellpose.py") == [
+        "svetlana_core/io/cellpose.py:1 imports dill"]
+    assert unsafe_uses("import pickle as p", "svetlana_core/io/cellpose.py") == [
+        "svetlana_core/io/cellpose.py:1 imports pickle"]
 
 
 # --------------------------------------------------------------------------- who made it

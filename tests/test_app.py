@@ -7,10 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from svetlana_core import io, stats
+from svetlana_core import io
+from svetlana_core import stats
 from svetlana_core.demo import create_demo
 from svetlana_core.objects import object_table
 from svetlana_core.store import Project
+from svetlana_core import plate
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -152,7 +154,7 @@ def test_dashboard_tables_equal_stats(demo, data_root):
     assert not at.error, [e.value for e in at.error]
     shown = at.dataframe[0].value
     images = demo.images()[["name", "well"]].rename(columns={"name": "image"})
-    objects = stats.add_wells(demo.predictions(model_dir),
+    objects = plate.add_wells(demo.predictions(model_dir),
                               dict(zip(images["image"], images["well"])))
     classes = demo.classes()["name"].tolist()
     expected = stats.counts_per_image(objects, classes, images=images)
@@ -171,7 +173,8 @@ def test_dashboard_tables_equal_stats(demo, data_root):
 def demo_with_model(demo):
     """The demo with a small CNN trained for one epoch and its predictions stored, recorded
     as a finished run (what the Train page's job leaves behind)."""
-    from svetlana_core import predict, training
+    from svetlana_core import predict
+    from svetlana_core import training
 
     config = training.TrainConfig(arch_params={"depth": 2, "width": 8}, epochs=1,
                                   batch_size=16, augment=None)

@@ -6,7 +6,7 @@ Each case of :data:`CASES` builds one bad input in a fresh folder and says where
 * through the CLI, in-process (``svetlana_core.cli.main``): exit code 2, one line on stderr
   that matches the case's pattern (which names the file or the value), no traceback;
 * through the app's and the core's loaders (``svetlana_core.io``, ``ui.loaders``,
-  ``ui.importer.validate_pairs``, ``Project.import_labels_csv``, ``training.load_model``,
+  ``ui.importer.validate_pairs``, ``Project.import_labels_csv``, ``models.load_model``,
   ``TrainConfig``): :class:`InputError` matching the same pattern;
 * when the case touches a project (label import, adding images, training from it): the
   project's labels, images, classes and runs are the same afterwards.
@@ -35,7 +35,8 @@ import pandas as pd
 import pytest
 import tifffile
 
-from svetlana_core import io, training
+from svetlana_core import io, models
+from svetlana_core import training
 from svetlana_core.cli import main
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
@@ -148,7 +149,7 @@ CASES: list[Case] = [
          lambda w: w.config("{epochs: 3")),
     Case("config-json-list", r"config file \S*config\.json must hold a JSON object",
          lambda w: w.config([1, 2])),
-    # ---- model folders: CLI `predict`, training.load_model
+    # ---- model folders: CLI `predict`, models.load_model
     Case("model-json-missing", r"model\.json not found: not a model folder",
          lambda w: w.model(lambda d: (d / "model.json").unlink())),
     Case("model-json-bad-json", r"model\.json is not valid JSON",
@@ -215,14 +216,14 @@ def _model_folder(folder: Path) -> Path:
     params = {"depth": 2, "width": 8}
     module = models.build_model("cnn", 2, 3, 2, **params)
     meta = {
-        "format_version": training.FORMAT_VERSION, "arch": "cnn", "arch_params": params,
+        "format_version": models.FORMAT_VERSION, "arch": "cnn", "arch_params": params,
         "spatial_dims": 2, "in_channels": 2, "image_channels": 1,
         "classes": ["live", "dead", "dividing"], "patch_size": [16, 16],
         "patch_mode": "context", "dilation": 2, "normalisation": "percentile", "config": {},
         "history": [], "best_epoch": None, "metrics": None, "data": {}, "versions": {},
         "parent": None, "created_at": "2026-01-01T00:00:00+00:00",
     }
-    return training.save_model(folder, module, meta)
+    return models.save_model(folder, module, meta)
 
 
 class _Exec:
@@ -429,7 +430,7 @@ class World:
             values = {key: value for key, value in values.items() if value is not DROP}
             (folder / "model.json").write_text(json.dumps(values))
         attempt = self.predict(folder)
-        attempt.loaders.append(lambda: training.load_model(folder))
+        attempt.loaders.append(lambda: models.load_model(folder))
         return attempt
 
     def pickled_weights(self, name: str) -> Callable[[Path], None]:

@@ -14,15 +14,8 @@ from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse, ellipsoid
 from skimage.measure import regionprops_table
 
-from svetlana_core.baseline import (
-    INTENSITY_STATISTICS,
-    SHAPE_FEATURES_2D,
-    SHAPE_FEATURES_3D,
-    BaselineModel,
-    load_baseline,
-    object_features,
-    train_baseline,
-)
+from svetlana_core.objects import INTENSITY_STATISTICS, SHAPE_FEATURES_2D, SHAPE_FEATURES_3D, object_features
+from svetlana_core.baseline import BaselineModel, load_baseline, train_baseline
 from svetlana_core.errors import InputError
 
 # ---------------------------------------------------------------------------- synthetic data
@@ -471,7 +464,7 @@ def test_train_bad_input(trained):
 
 
 def test_baseline_imports_without_torch():
-    code = ("import sys, svetlana_core.baseline, svetlana_core.metrics; "
+    code = ("import sys, svetlana_core.baseline, svetlana_core.stats.metrics; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

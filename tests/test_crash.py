@@ -24,6 +24,8 @@ import tifffile
 from svetlana_core.demo import create_demo
 from svetlana_core.store import Project
 from tests.browser_server import app_server, browser_page, chromium_missing
+from svetlana_core import models
+from svetlana_core.predict.many import _outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDED_CAPTION = re.compile(r"object (\d+) · (\d+) of (\d+) labelled")
@@ -165,7 +167,8 @@ _PREDICT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_killed_batch_prediction_resumes_without_redoing_finished_images(plate, tmp_path):
-    from svetlana_core import io, predict, training
+    from svetlana_core import io
+    from svetlana_core import predict
 
     images, masks, model_dir = plate
     pairs = io.pair_files(images, masks)
@@ -201,7 +204,7 @@ def test_killed_batch_prediction_resumes_without_redoing_finished_images(plate, 
     (out / "class_maps" / f".{unstarted}.tif.k1ll3d00.tmp").write_bytes(b"II*\x00 half")
     (out / f".objects.csv.{'0' * 32}.tmp").write_text("image,well,lab")
     stamps = {path: path.stat().st_mtime_ns
-              for stem in finished for path in predict._outputs(out, stem).values()}
+              for stem in finished for path in _outputs(out, stem).values()}
 
     result = predict.predict_many(model_dir, pairs, out, device="cpu")
     assert result.skipped == names[:len(finished)]
@@ -209,7 +212,7 @@ def test_killed_batch_prediction_resumes_without_redoing_finished_images(plate, 
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps  # not written again
 
     # Every output is complete and equals a fresh prediction; no stray file is left.
-    model = training.load_model(model_dir)
+    model = models.load_model(model_dir)
     for sub, suffix in (("class_maps", "tif"), ("confidence", "tif"), ("objects", "csv"),
                         ("done", "json")):
         assert sorted(p.name for p in (out / sub).iterdir()) == [f"{s}.{suffix}" for s in stems]

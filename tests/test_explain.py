@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from svetlana_core import explain, models, predict, training
+from svetlana_core import explain
+from svetlana_core import models
+from svetlana_core import predict
+from svetlana_core import training
 from svetlana_core.errors import InputError
 
 FAST = ["cnn", "resnet18", "alexnet", "densenet121"]
@@ -24,7 +27,7 @@ HEAVY = ["resnet34", "resnet50", "resnet101", "resnet152", "densenet161", "dense
 
 
 def loaded(arch="cnn", classes=("dim", "bright"), image_channels=1, patch=(32, 32), seed=0,
-           **params) -> training.LoadedModel:
+           **params) -> models.LoadedModel:
     """An untrained model in memory, as load_model returns it."""
     torch.manual_seed(seed)
     module = models.build_model(arch, image_channels + 1, len(classes), len(patch), **params)
@@ -34,7 +37,7 @@ def loaded(arch="cnn", classes=("dim", "bright"), image_channels=1, patch=(32, 3
         "classes": list(classes), "patch_size": list(patch), "patch_mode": "context",
         "dilation": 2, "normalisation": "percentile",
     }
-    return training.LoadedModel(
+    return models.LoadedModel(
         module=module.eval(), meta=meta, classes=tuple(classes), patch_size=tuple(patch),
         device=torch.device("cpu"),
     )

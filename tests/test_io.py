@@ -13,21 +13,8 @@ from PIL import Image
 
 from svetlana_core import io
 from svetlana_core.errors import InputError
-from svetlana_core.io import (
-    IMAGE_EXTENSIONS,
-    MASK_EXTENSIONS,
-    Pair,
-    Well,
-    atomic_write_bytes,
-    guess_axes,
-    load_pair,
-    pair_files,
-    parse_well,
-    read_image,
-    read_mask,
-    to_canonical,
-    write_tiff,
-)
+from svetlana_core.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, Pair, atomic_write_bytes, guess_axes, load_pair, pair_files, read_image, read_mask, to_canonical, write_tiff
+from svetlana_core.plate import Well, parse_well
 
 
 def ramp(shape, dtype=np.uint8):
@@ -732,7 +719,7 @@ def test_read_mask_truncated_npy(tmp_path):
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32, np.uint64, np.int64])
 def test_lowest_nonzero_label(dtype):
     """The cheap binary check: smallest label above 0 without np.unique or a boolean copy."""
-    from svetlana_core.io import _lowest_nonzero
+    from svetlana_core.io.read import _lowest_nonzero
 
     mask = np.zeros((50, 50), dtype)
     mask[5:9, 5:9] = 12

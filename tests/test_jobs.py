@@ -15,6 +15,11 @@ import tifffile
 from svetlana_core import jobs
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project, utc_now
+from svetlana_core import io
+from svetlana_core.jobs.control import _CancelFlag
+from svetlana_core.jobs.control import _lock_name
+from svetlana_core.jobs.tasks import _predict
+from svetlana_core.jobs.tasks import _train_rf
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"arch_params": {"depth": 1, "width": 4}, "patch_size": 16, "epochs": 2,
@@ -85,7 +90,7 @@ def test_two_jobs_run_to_done_one_after_the_other(project):
     epochs = project.epochs(first)
     assert list(epochs["epoch"]) == [1, 2] and "recall_bright" in epochs.columns
 
-    from svetlana_core.training import load_model
+    from svetlana_core.models import load_model
 
     loaded = load_model(a["model_dir"])
     assert loaded.classes == ("bright", "dark") and len(loaded.meta["history"]) == 2
@@ -101,7 +106,7 @@ def test_cancel_stops_with_a_usable_model(project):
     assert record["cancel_requested"] and record["summary"]["stop_reason"] == "stopped"
     assert not jobs.request_cancel(project.folder, run_id)  # already over
 
-    from svetlana_core.training import load_model
+    from svetlana_core.models import load_model
 
     assert load_model(record["model_dir"]).classes == ("bright", "dark")
 
@@ -111,7 +116,7 @@ def test_a_killed_training_worker_fails_and_keeps_its_best_model(project):
     import os
     import signal
 
-    from svetlana_core.training import load_model
+    from svetlana_core.models import load_model
 
     run_id = jobs.submit_training(project.folder, {**FAST, "epochs": 100000}, out_name="killed")
     assert _wait_for(lambda: jobs.job_status(project.folder, run_id)["epochs"] >= 2, 90)
@@ -202,7 +207,7 @@ def test_reap_dead_jobs_marks_vanished_workers(project):
 def test_lock_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(jobs.LOCK_DIR_ENV, str(tmp_path / "shared-locks"))
     assert jobs.lock_dir() == tmp_path / "shared-locks" and jobs.lock_dir().is_dir()
-    assert jobs._lock_name("cuda") == "cuda0" and jobs._lock_name("cuda:1") == "cuda1"
+    assert _lock_name("cuda") == "cuda0" and _lock_name("cuda:1") == "cuda1"
 
 
 @pytest.mark.slow
@@ -231,7 +236,7 @@ def test_exiting_while_a_job_runs_does_not_abort(project, tmp_path):
     training, queued = sorted(records, key=lambda r: r["epochs"], reverse=True)
     # SIGTERM from the exiting parent: the training stopped between batches and saved
     assert training["status"] == "stopped" and training["epochs"] >= 1, training
-    from svetlana_core.training import load_model
+    from svetlana_core.models import load_model
 
     assert load_model(training["model_dir"]).classes == ("bright", "dark")
     # the queued one never started: it ends stopped, or failed if killed while starting up
@@ -242,7 +247,7 @@ def test_random_forest_job_runs_in_the_worker_function(project):
     run_id = project.create_run("train-rf", {})
     spec = {"kind": "rf", "config": {"n_estimators": 20, "val_fraction": 0.34},
             "source": {"kind": "project", "group_pattern": r"img(\d)"}, "out_name": "rf"}
-    outcome = jobs._train_rf(project, run_id, spec, jobs._CancelFlag(project, run_id))
+    outcome = _train_rf(project, run_id, spec, _CancelFlag(project, run_id))
     assert outcome["status"] == "done" and outcome["summary"]["macro_f1"] == 1.0
     assert outcome["summary"]["n_train"] + outcome["summary"]["n_val"] == 48
 
@@ -251,14 +256,14 @@ def test_random_forest_job_runs_in_the_worker_function(project):
     assert load_baseline(outcome["model_dir"]).classes == ("bright", "dark")
     bad = {**spec, "config": {"n_trees": 5}, "out_name": "rf2"}
     with pytest.raises(InputError, match="random-forest config: .*n_trees"):
-        jobs._train_rf(project, run_id, bad, jobs._CancelFlag(project, run_id))
+        _train_rf(project, run_id, bad, _CancelFlag(project, run_id))
 
 
 def test_group_pattern():
-    assert jobs.group_by_pattern(r"train_(\d+)_")("train_12_003.png") == "12"
-    assert jobs.group_by_pattern(r"plate\d")("x_plate2_A01.tif") == "plate2"
-    assert jobs.group_by_pattern(r"nomatch")("a.tif") == "a.tif"
-    assert jobs.group_by_pattern(None) is None
+    assert io.group_by_pattern(r"train_(\d+)_")("train_12_003.png") == "12"
+    assert io.group_by_pattern(r"plate\d")("x_plate2_A01.tif") == "plate2"
+    assert io.group_by_pattern(r"nomatch")("a.tif") == "a.tif"
+    assert io.group_by_pattern(None) is None
 
 
 def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):
@@ -270,7 +275,7 @@ def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):
     run_id = project.create_run("predict", {})
     spec = {"kind": "predict", "model_dir": str(model_dir), "out_dir": str(tmp_path / "out"),
             "source": {"kind": "project", "images": ["img0.tif", "img2.tif"]}, "device": "cpu"}
-    outcome = jobs._predict(project, run_id, spec, jobs._CancelFlag(project, run_id))
+    outcome = _predict(project, run_id, spec, _CancelFlag(project, run_id))
     assert outcome["status"] == "done" and outcome["summary"]["done"] == ["img0.tif", "img2.tif"]
     assert outcome["summary"]["finished"] == outcome["summary"]["total"] == 2
     assert project.run(run_id)["summary"]["finished"] == 2  # progress went to the store
@@ -278,8 +283,8 @@ def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):
     assert len(stored) == 16 and set(stored["class"]) <= {"bright", "dark"}
     assert (tmp_path / "out" / "objects.csv").is_file()
     jobs.request_cancel(project.folder, run_id)
-    stopped = jobs._predict(project, run_id, {**spec, "force": True},
-                            jobs._CancelFlag(project, run_id))
+    stopped = _predict(project, run_id, {**spec, "force": True},
+                            _CancelFlag(project, run_id))
     assert stopped["status"] == "stopped" and stopped["summary"]["finished"] == 1
     with pytest.raises(InputError, match=r"prediction source kind 'cloud' is not valid"):
         jobs.submit_prediction(project.folder, model_dir, {"kind": "cloud"}, tmp_path / "o")

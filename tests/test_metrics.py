@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 from svetlana_core.errors import InputError
-from svetlana_core.metrics import classification_metrics
+from svetlana_core.stats import classification_metrics
 
 CLASSES = ["a", "b", "c", "d"]
 # c is in y_true but never predicted; d is in neither.

@@ -9,21 +9,7 @@ from torch import nn
 
 from svetlana_core import models
 from svetlana_core.errors import InputError
-from svetlana_core.models import (
-    ARCHITECTURES,
-    MIN_TORCHVISION_PATCH,
-    ORIGINAL_CNN,
-    SmallCNN,
-    TorchvisionClassifier,
-    adapt_conv_weight,
-    architecture_params,
-    build_model,
-    check_patch_size,
-    count_parameters,
-    feature_layer,
-    min_patch_size,
-    validate_params,
-)
+from svetlana_core.models import ARCHITECTURES, MIN_TORCHVISION_PATCH, ORIGINAL_CNN, SmallCNN, TorchvisionClassifier, adapt_conv_weight, architecture_params, build_model, check_patch_size, count_parameters, feature_layer, min_patch_size, validate_params
 
 # The big torchvision models take a few seconds each on two CPU cores.
 _SLOW = {"resnet101", "resnet152", "densenet161", "densenet201"}

@@ -18,9 +18,13 @@ import pytest
 import tifffile
 import torch
 
-from svetlana_core import io, models, patches, predict, training
+from svetlana_core import io
+from svetlana_core import models
+from svetlana_core import patches
+from svetlana_core import predict
 from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
+from svetlana_core.predict.network import _inference_module
 
 CLASSES = ("alive", "dead", "dividing")
 
@@ -60,7 +64,7 @@ def make_model_folder(
             module.classifier.bias.mul_(head_scale / spread / 10)
             module.classifier.bias.sub_(module(torch.from_numpy(cut)).mean(dim=0))
     meta = {
-        "format_version": training.FORMAT_VERSION,
+        "format_version": models.FORMAT_VERSION,
         "arch": arch,
         "arch_params": params,
         "spatial_dims": spatial_dims,
@@ -80,7 +84,7 @@ def make_model_folder(
         "parent": None,
         "created_at": "2026-01-01T00:00:00+00:00",
     }
-    return training.save_model(folder, module, meta)
+    return models.save_model(folder, module, meta)
 
 
 def disks(shape, centres, radii, labels, seed=0, mask_dtype=np.uint16):
@@ -119,7 +123,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    return training.load_model(model_dir)
+    return models.load_model(model_dir)
 
 
 # --------------------------------------------------------------------------- predict_image
@@ -170,7 +174,7 @@ def test_patches_match_extract_for_every_mode(tmp_path, mode, normalisation):
     folder = make_model_folder(
         tmp_path / "m", patch_mode=mode, normalisation=normalisation, patch_size=(24, 40)
     )
-    model = training.load_model(folder)
+    model = models.load_model(folder)
     image, mask = scene(n=25, size=100)
     expected = patches.extract(
         image, mask, size=(24, 40), mode=mode, normalisation=normalisation, dilation=2
@@ -227,7 +231,7 @@ def test_empty_mask_gives_an_empty_table(model):
 
 def test_many_classes_give_a_uint16_class_map(tmp_path):
     classes = [f"c{k}" for k in range(300)]
-    model = training.load_model(make_model_folder(tmp_path / "m", classes=classes))
+    model = models.load_model(make_model_folder(tmp_path / "m", classes=classes))
     image, mask = scene(n=9, size=64)
     result = predict.predict_image(model, image, mask)
     assert result.class_map.dtype == np.uint16
@@ -237,7 +241,7 @@ def test_many_classes_give_a_uint16_class_map(tmp_path):
 
 
 def test_3d_mask_only_model(tmp_path):
-    model = training.load_model(
+    model = models.load_model(
         make_model_folder(tmp_path / "m3", image_channels=0, patch_size=(8, 16, 16))
     )
     planes, rows, columns = np.indices((12, 40, 40))
@@ -289,7 +293,7 @@ def test_bad_batch_arguments(model, argument, value):
 
 
 def test_mask_only_model_refuses_an_image(tmp_path):
-    model = training.load_model(make_model_folder(tmp_path / "m", image_channels=0))
+    model = models.load_model(make_model_folder(tmp_path / "m", image_channels=0))
     image, mask = scene(n=4, size=32)
     with pytest.raises(InputError, match="reads the mask only; pass image=None"):
         predict.predict_image(model, image, mask)
@@ -501,21 +505,21 @@ def test_the_network_runs_as_a_folded_copy_and_the_model_is_untouched(model):
     image, mask = scene(n=8, size=64)
     before = {k: v.clone() for k, v in model.module.state_dict().items()}
     predict.predict_image(model, image, mask)
-    copy = predict._inference_module(model.module, torch.device("cpu"), torch.channels_last)
+    copy = _inference_module(model.module, torch.device("cpu"), torch.channels_last)
     assert copy is not model.module
-    assert copy is predict._inference_module(model.module, torch.device("cpu"), torch.channels_last)
+    assert copy is _inference_module(model.module, torch.device("cpu"), torch.channels_last)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.module.modules())
     after = model.module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     with torch.no_grad():  # an in-place change of the weights makes a new copy
         model.module.classifier.bias.add_(0.0)
-    assert predict._inference_module(model.module, torch.device("cpu"), torch.channels_last) \
+    assert _inference_module(model.module, torch.device("cpu"), torch.channels_last) \
         is not copy
 
 
 def test_torchvision_networks_predict_like_their_module(tmp_path):
-    model = training.load_model(make_model_folder(tmp_path / "r", arch="resnet18"))
+    model = models.load_model(make_model_folder(tmp_path / "r", arch="resnet18"))
     image, mask = scene(n=6, size=64)
     result = predict.predict_image(model, image, mask)
     with torch.inference_mode():
@@ -537,7 +541,7 @@ class _FakeLibc:
 
 def test_dask_malloc_settings_are_relaxed_during_prediction_and_put_back(model, monkeypatch):
     libc = _FakeLibc()
-    monkeypatch.setattr(predict, "_glibc", lambda: libc)
+    monkeypatch.setattr("svetlana_core.predict.network._glibc", lambda: libc)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     image, mask = scene(n=4, size=48)
@@ -553,7 +557,7 @@ def test_dask_malloc_settings_are_relaxed_during_prediction_and_put_back(model, 
 
 
 def test_a_big_table_is_left_out_of_the_workbook(model_dir, plate, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict, "XLSX_MAX_OBJECTS", 10)
+    monkeypatch.setattr("svetlana_core.predict.many.XLSX_MAX_OBJECTS", 10)
     result = predict.predict_many(model_dir, plate, tmp_path / "out")
     sheets = pd.read_excel(tmp_path / "out" / "results.xlsx", sheet_name=None)
     assert list(sheets) == ["counts_per_image", "counts_per_well"]

@@ -25,21 +25,9 @@ import pandas as pd
 import pytest
 
 from svetlana_core.errors import InputError
-from svetlana_core.stats import (
-    PLATE_LAYOUTS,
-    add_wells,
-    agreement,
-    counts_per_image,
-    counts_per_plate,
-    counts_per_well,
-    export_tables,
-    infer_layout,
-    parse_well_name,
-    plate_heatmap,
-    plate_wells,
-    well_name,
-    write_csv,
-)
+from svetlana_core.plate import PLATE_LAYOUTS, add_wells, infer_layout, parse_well_name, plate_wells, well_name
+from svetlana_core.stats import agreement, counts_per_image, counts_per_plate, counts_per_well, export_tables, plate_heatmap
+from svetlana_core.io import write_csv
 
 CLASSES = ["alive", "dead", "mitotic"]
 
@@ -166,7 +154,7 @@ def test_add_wells():
 
 
 def test_add_wells_accepts_well_objects():
-    class Well:  # stands in for svetlana_core.io.Well
+    class Well:  # stands in for svetlana_core.plate.Well
         def __init__(self, row, column):
             self.row, self.column = row, column
 

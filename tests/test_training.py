@@ -11,6 +11,11 @@ import torch
 
 from svetlana_core import training as T
 from svetlana_core.errors import InputError
+from svetlana_core import models
+from svetlana_core import predict
+from svetlana_core.training.loop import _batches
+from svetlana_core.training.split import _split_with_note
+from svetlana_core.training.loop import _steps_per_epoch
 
 TINY = {"depth": 1, "width": 4}  # a 1-block CNN: every test model trains in milliseconds
 
@@ -155,13 +160,13 @@ def test_validate_passes_for_defaults():
 
 
 def test_resolve_device():
-    assert T.resolve_device("cpu") == torch.device("cpu")
-    assert T.resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert models.resolve_device("cpu") == torch.device("cpu")
+    assert models.resolve_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(InputError, match="device='tpu' is not valid"):
-        T.resolve_device("tpu")
+        models.resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device='cuda' was asked but no CUDA GPU"):
-            T.resolve_device("cuda")
+            models.resolve_device("cuda")
 
 
 # ---------------------------------------------------------------------------- data
@@ -282,7 +287,7 @@ def test_split_keeps_every_class_in_training():
 
 def test_split_single_group_falls_back_and_says_so():
     y = np.array([0] * 10 + [1] * 10 + [2])
-    train_idx, val_idx, note = T._split_with_note(y, np.zeros(21), 0.2, 0)
+    train_idx, val_idx, note = _split_with_note(y, np.zeros(21), 0.2, 0)
     assert "NOT grouped" in note and "only one group" in note
     assert sorted(np.bincount(y[val_idx], minlength=3)) == [0, 2, 2]
     assert set(y[train_idx]) == {0, 1, 2}
@@ -324,12 +329,12 @@ def test_losses_take_logits_and_weights():
     T.LOSSES, T.OPTIMISERS, T.SCHEDULES))
 def test_every_loss_optimiser_schedule_takes_a_step(loss, optimiser, schedule):
     torch.manual_seed(0)
-    model = T.models.build_model("cnn", 2, 3, depth=1, width=4)
+    model = models.build_model("cnn", 2, 3, depth=1, width=4)
     X = torch.rand(12, 2, 8, 8)
     y = torch.tensor([0, 1, 2] * 4)
     loss_fn = T.build_loss(loss, 3, T.class_weights(y.numpy(), 3), label_smoothing=0.1)
     opt = T.build_optimiser(optimiser, model.parameters(), 1e-2, 1e-4)
-    sched = T.build_scheduler(schedule, opt, epochs=2, steps_per_epoch=T._steps_per_epoch(12, 6),
+    sched = T.build_scheduler(schedule, opt, epochs=2, steps_per_epoch=_steps_per_epoch(12, 6),
                               step_size=1)
     before = [p.detach().clone() for p in model.parameters()]
     value = T.train_one_epoch(model, (X, y), loss_fn, opt, sched, torch.device("cpu"),
@@ -339,7 +344,7 @@ def test_every_loss_optimiser_schedule_takes_a_step(loss, optimiser, schedule):
 
 
 def test_train_one_epoch_timings_and_stop():
-    model = T.models.build_model("cnn", 2, 2, depth=1, width=4)
+    model = models.build_model("cnn", 2, 2, depth=1, width=4)
     opt = T.build_optimiser("adam", model.parameters(), 1e-3, 0)
     timings = {}
     data = (torch.rand(20, 2, 8, 8), torch.tensor([0, 1] * 10))
@@ -353,7 +358,7 @@ def test_train_one_epoch_timings_and_stop():
 
 
 def test_evaluate_returns_probabilities():
-    model = T.models.build_model("cnn", 2, 3, depth=1, width=4)
+    model = models.build_model("cnn", 2, 3, depth=1, width=4)
     loss, probs, preds = T.evaluate(model, np.random.rand(7, 2, 8, 8).astype(np.float32),
                                     np.array([0, 1, 2, 0, 1, 2, 0]), torch.device("cpu"), 3)
     assert probs.shape == (7, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
@@ -445,22 +450,22 @@ def test_model_folder_contract(trained):
 
 
 def test_save_load_gives_identical_predictions(trained, dataset):
-    loaded = T.load_model(trained.model_dir)
+    loaded = models.load_model(trained.model_dir)
     assert loaded.classes == ("bright", "dark") and loaded.patch_size == (16, 16)
     assert not loaded.module.training
-    np.testing.assert_array_equal(T.predict_patches(loaded, dataset.X),
-                                  T.predict_patches(trained.model, dataset.X))
+    np.testing.assert_array_equal(predict.predict_patches(loaded, dataset.X),
+                                  predict.predict_patches(trained.model, dataset.X))
     with pytest.raises(InputError, match=r"patches have shape \(2, 8, 8\) but the model needs "
                                          r"\(2, 16, 16\)"):
-        T.predict_patches(loaded, np.zeros((1, 2, 8, 8), np.float32))
+        predict.predict_patches(loaded, np.zeros((1, 2, 8, 8), np.float32))
 
 
 def test_save_refuses_a_non_empty_folder(trained):
     with pytest.raises(InputError, match="already exists and is not empty"):
-        T.save_model(trained.model_dir, trained.model.module, trained.model.meta)
+        models.save_model(trained.model_dir, trained.model.module, trained.model.meta)
     with pytest.raises(InputError, match=r"model.json has no key 'classes'"):
         meta = {k: v for k, v in trained.model.meta.items() if k != "classes"}
-        T.save_model(trained.model_dir.parent / "other", trained.model.module, meta)
+        models.save_model(trained.model_dir.parent / "other", trained.model.module, meta)
 
 
 def test_the_model_folder_is_a_checkpoint_of_the_best_epoch_while_training(dataset, tmp_path):
@@ -469,7 +474,7 @@ def test_the_model_folder_is_a_checkpoint_of_the_best_epoch_while_training(datas
 
     def on_epoch(record):
         # what a reader (or a worker killed now) finds on disk at the end of each epoch
-        meta = T.load_model(folder).meta
+        meta = models.load_model(folder).meta
         seen.append((record["epoch"], record["best"], meta["best_epoch"], meta["stop_reason"],
                      len(meta["history"])))
 
@@ -480,7 +485,7 @@ def test_the_model_folder_is_a_checkpoint_of_the_best_epoch_while_training(datas
         best_so_far = epoch if best else best_so_far
         assert (saved_best, reason) == (best_so_far, "in progress")
         assert n_history == best_so_far  # the history up to the checkpoint
-    final = T.load_model(folder).meta
+    final = models.load_model(folder).meta
     assert final["stop_reason"] == "completed" and len(final["history"]) == 4
     assert final["best_epoch"] == run.best_epoch
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.safetensors"]
@@ -531,26 +536,26 @@ def _tamper(src, dst, edit=None, drop_weights=False):
 def test_load_model_rejects_tampered_folders(trained, tmp_path, edit, match):
     folder = _tamper(trained.model_dir, tmp_path / "bad", edit)
     with pytest.raises(InputError, match=match):
-        T.load_model(folder)
+        models.load_model(folder)
 
 
 def test_load_model_missing_pieces(trained, tmp_path):
     with pytest.raises(InputError, match=r"model folder .*nowhere not found"):
-        T.load_model(tmp_path / "nowhere")
+        models.load_model(tmp_path / "nowhere")
     folder = _tamper(trained.model_dir, tmp_path / "noweights", drop_weights=True)
     with pytest.raises(InputError, match=r"weights.safetensors not found"):
-        T.load_model(folder)
+        models.load_model(folder)
     folder = _tamper(trained.model_dir, tmp_path / "badjson")
     (folder / "model.json").write_text("{not json")
     with pytest.raises(InputError, match=r"model.json is not valid JSON"):
-        T.load_model(folder)
+        models.load_model(folder)
     (folder / "model.json").unlink()
     with pytest.raises(InputError, match=r"model.json not found: not a model folder"):
-        T.load_model(folder)
+        models.load_model(folder)
     folder = _tamper(trained.model_dir, tmp_path / "badweights")
     (folder / "weights.safetensors").write_bytes(b"garbage")
     with pytest.raises(InputError, match=r"cannot be read as safetensors"):
-        T.load_model(folder)
+        models.load_model(folder)
 
 
 class _StopAfter:
@@ -570,7 +575,7 @@ def test_stop_ends_within_an_epoch_and_saves(dataset, tmp_path):
     assert run.stopped and run.stop_reason == "stopped"
     assert len(run.history) == 1 and run.best_epoch == 1
     assert "stopped on request" in run.summary.lower()
-    assert T.load_model(run.model_dir).classes == ("bright", "dark")
+    assert models.load_model(run.model_dir).classes == ("bright", "dark")
 
 
 def test_stop_before_the_first_epoch_still_leaves_a_model(dataset, tmp_path):
@@ -580,7 +585,7 @@ def test_stop_before_the_first_epoch_still_leaves_a_model(dataset, tmp_path):
     run = T.train(dataset, cfg(epochs=50), stop=stop, out_dir=tmp_path / "m", on_epoch=seen.append)
     assert run.stopped and len(run.history) == 1 and run.history[0]["partial"]
     assert run.history[0]["train_loss"] is None and seen == run.history
-    T.load_model(run.model_dir)
+    models.load_model(run.model_dir)
 
 
 def test_max_minutes(dataset, tmp_path):
@@ -588,7 +593,7 @@ def test_max_minutes(dataset, tmp_path):
     assert run.stop_reason == "time limit" and not run.stopped
     assert 1 <= len(run.history) < 1000 and run.seconds < 10
     assert "time limit of 0.02 min" in run.summary
-    T.load_model(run.model_dir)
+    models.load_model(run.model_dir)
 
 
 @pytest.mark.slow
@@ -622,7 +627,7 @@ def test_train_with_groups_callable_and_explicit_split(dataset):
 def test_continue_from_parent(trained, dataset, items, tmp_path):
     child = T.train(dataset, cfg(epochs=1, lr=1e-5, patch_size=None), parent=trained.model_dir,
                     out_dir=tmp_path / "child")
-    meta = T.load_model(child.model_dir).meta
+    meta = models.load_model(child.model_dir).meta
     assert meta["parent"] == str(trained.model_dir.resolve())
     assert meta["config"]["continue_from"] == str(trained.model_dir)
     # weights start from the parent: one epoch at a tiny rate keeps its accuracy
@@ -656,16 +661,16 @@ def test_train_with_other_losses_and_3d(loss, tmp_path):
     del rng
     ds = T.build_samples(items, cfg(patch_size=(8, 16, 16)))
     run = T.train(ds, cfg(patch_size=(8, 16, 16), loss=loss, epochs=2), out_dir=tmp_path / "m")
-    loaded = T.load_model(run.model_dir)
+    loaded = models.load_model(run.model_dir)
     assert loaded.meta["spatial_dims"] == 3 and loaded.patch_size == (8, 16, 16)
-    assert T.predict_patches(loaded, ds.X).shape == (27, 2)
+    assert predict.predict_patches(loaded, ds.X).shape == (27, 2)
 
 
 def test_small_sets_get_a_minimum_number_of_steps_per_epoch():
     generator = torch.Generator().manual_seed(0)
-    batches = T._batches(27, 64, generator)
-    assert len(batches) == T._steps_per_epoch(27, 64) >= T.MIN_STEPS_PER_EPOCH
+    batches = _batches(27, 64, generator)
+    assert len(batches) == _steps_per_epoch(27, 64) >= T.MIN_STEPS_PER_EPOCH
     counts = torch.bincount(torch.cat(batches), minlength=27)
     assert counts.min() >= counts.max() - 1          # every object seen equally often
     # A large set is one plain pass.
-    assert T._steps_per_epoch(5000, 64) == 79 and len(T._batches(5000, 64, generator)) == 79
+    assert _steps_per_epoch(5000, 64) == 79 and len(_batches(5000, 64, generator)) == 79

@@ -10,6 +10,7 @@ import pandas as pd
 from svetlana_core import io
 from svetlana_core.errors import InputError, byte_size
 from svetlana_core.store import Project
+from svetlana_core import plate
 
 #: Uploads larger than this are refused before anything is written (bytes). It equals
 #: ``server.maxUploadSize`` of .streamlit/config.toml (2048, in MiB), which makes the browser
@@ -27,7 +28,7 @@ def validate_pairs(pairs: list[io.Pair]) -> pd.DataFrame:
         # One file at a time keeps memory bounded; reading dominates, not the loop.
         record = {"image": pair.image.name, "mask": pair.mask.name, "status": "ok",
                   "message": "", "shape": "", "objects": 0,
-                  "well": (w.name if (w := io.parse_well(pair.image.name)) else "")}
+                  "well": (w.name if (w := plate.parse_well(pair.image.name)) else "")}
         try:
             image, mask = io.load_pair(pair.image, pair.mask)
             record["shape"] = " × ".join(str(s) for s in image.shape)
@@ -50,7 +51,7 @@ def add_valid(project: Project, pairs: list[io.Pair], report: pd.DataFrame) -> i
     ok = set(report.loc[report["status"] == "ok", "image"])
     chosen = [
         {"image_path": p.image, "mask_path": p.mask,
-         "well": (w.name if (w := io.parse_well(p.image.name)) else None)}
+         "well": (w.name if (w := plate.parse_well(p.image.name)) else None)}
         for p in pairs if p.image.name in ok
     ]
     if chosen:

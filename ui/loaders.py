@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from svetlana_core import io, objects
+from svetlana_core import io
+from svetlana_core import objects
 from ui import overlay
 
 

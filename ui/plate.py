@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from svetlana_core import stats
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from svetlana_core import plate
 
 
 def project_counts(project: Project, model_dir: str, layout: int | None
@@ -30,7 +31,7 @@ def project_counts(project: Project, model_dir: str, layout: int | None
     predicted = images[images["image"].isin(predictions["image"])]
     classes = [c for c in project.classes()["name"] if c in set(predictions["class"])]
     classes += sorted(set(predictions["class"]) - set(classes))
-    objects = stats.add_wells(predictions, dict(zip(images["image"], images["well"])))
+    objects = plate.add_wells(predictions, dict(zip(images["image"], images["well"])))
     per_image = stats.counts_per_image(objects, classes, images=predicted)
     if predicted["well"].notna().any():
         per_well = stats.counts_per_well(objects, classes, layout=layout, images=predicted)
@@ -107,6 +108,6 @@ def condition_summary(per_well: pd.DataFrame, plate_map: pd.DataFrame, value: st
 
 def _normal_well(name) -> str | None:
     try:
-        return stats.well_name(*stats.parse_well_name(str(name)))
+        return plate.well_name(*plate.parse_well_name(str(name)))
     except ValueError:
         return None

@@ -79,7 +79,7 @@ def gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def _model(model_dir: str, _mtime: float):
-    from svetlana_core.training import load_model
+    from svetlana_core.models import load_model
 
     return load_model(model_dir, device="cpu")
 

@@ -1,0 +1,215 @@
+"""A fitted random forest as plain arrays: saved without pickle, predicted with numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+import numpy as np
+from svetlana_core.errors import InputError
+
+FOREST_FILE = "forest.npz"
+_FOREST_ARRAYS = (
+    "children_left",
+    "children_right",
+    "feature",
+    "threshold",
+    "value",
+    "missing_go_to_left",
+    "roots",
+)
+
+# --------------------------------------------------------------------------------------------
+# The forest as plain arrays
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forest:
+    """The trees of a fitted random forest as flat node arrays, predicted with numpy.
+
+    All trees are concatenated: tree ``t`` starts at node ``roots[t]``; child indices are
+    global. ``n_nodes`` is the total node count, ``n_classes`` the model's class count.
+
+    Attributes
+    ----------
+    children_left, children_right : ndarray of int64, shape (n_nodes,)
+        Child node of each node; -1 at leaves. A child always comes after its parent.
+    feature : ndarray of int64, shape (n_nodes,)
+        Column compared at each internal node (ignored at leaves).
+    threshold : ndarray of float64, shape (n_nodes,)
+        A sample goes left when ``x <= threshold`` (``x`` rounded to float32 first, as
+        scikit-learn does).
+    value : ndarray of float64, shape (n_nodes, n_classes)
+        Class probabilities at each leaf.
+    missing_go_to_left : ndarray of bool, shape (n_nodes,)
+        Where a NaN goes at each internal node.
+    roots : ndarray of int64, shape (n_trees,)
+        First node of each tree.
+    """
+
+    children_left: np.ndarray
+    children_right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    missing_go_to_left: np.ndarray
+    roots: np.ndarray
+
+    @classmethod
+    def from_sklearn(cls, estimator: Any, n_classes: int) -> Forest:
+        """Take the node arrays out of a fitted ``RandomForestClassifier``.
+
+        The estimator must have been fitted on integer class codes ``0 .. n_classes - 1``
+        (some may be absent: their probability is 0 everywhere).
+        """
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _FOREST_ARRAYS}
+        offset = 0
+        codes = np.asarray(estimator.classes_, dtype=np.int64)
+        for tree in estimator.estimators_:
+            t = tree.tree_
+            left = t.children_left.astype(np.int64)
+            right = t.children_right.astype(np.int64)
+            parts["children_left"].append(np.where(left >= 0, left + offset, -1))
+            parts["children_right"].append(np.where(right >= 0, right + offset, -1))
+            parts["feature"].append(np.where(left >= 0, t.feature, 0).astype(np.int64))
+            parts["threshold"].append(t.threshold.astype(np.float64))
+            # The normalisation DecisionTreeClassifier.predict_proba applies, done once here.
+            raw = t.value[:, 0, : codes.size].astype(np.float64)
+            normaliser = raw.sum(axis=1)[:, None]
+            normaliser[normaliser == 0.0] = 1.0
+            value = np.zeros((t.node_count, n_classes))
+            value[:, codes] = raw / normaliser
+            parts["value"].append(value)
+            parts["missing_go_to_left"].append(t.missing_go_to_left.astype(bool))
+            parts["roots"].append(np.array([offset], dtype=np.int64))
+            offset += t.node_count
+        return cls(**{name: np.concatenate(arrays) for name, arrays in parts.items()})
+
+    @property
+    def n_trees(self) -> int:
+        return int(self.roots.size)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.value.shape[1])
+
+    def _tree_leaves(self, tree: int, x: np.ndarray) -> np.ndarray:
+        """Leaf of tree ``tree`` reached by each row of float32 ``x``, shape (n_samples,)."""
+        node = np.full(x.shape[0], self.roots[tree], dtype=np.int64)
+        pending = np.arange(x.shape[0])
+        # One step down per iteration for all the samples not yet at a leaf: as many
+        # iterations as the tree is deep, never one per sample. It ends because a child always
+        # has a higher index than its parent, inside the same tree (checked on load).
+        while pending.size:
+            current = node[pending]
+            left = self.children_left[current]
+            internal = np.flatnonzero(left >= 0)
+            pending, current, left = pending[internal], current[internal], left[internal]
+            values = x[pending, self.feature[current]]
+            go_left = (values <= self.threshold[current]) | (
+                np.isnan(values) & self.missing_go_to_left[current]
+            )
+            node[pending] = np.where(go_left, left, self.children_right[current])
+        return node
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Leaf reached by every sample in every tree.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of int64, shape (n_samples, n_trees)
+        """
+        x = self._as_float32(x)
+        return np.stack([self._tree_leaves(t, x) for t in range(self.n_trees)], axis=1)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, the mean of the trees' leaf probabilities.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples, n_classes)
+        """
+        x = self._as_float32(x)
+        proba = np.zeros((x.shape[0], self.n_classes))
+        # Tree by tree (a tree's nodes stay in cache; memory is one node per sample), added
+        # then divided in scikit-learn's order, so the result is bit-for-bit that of
+        # RandomForestClassifier.predict_proba with n_jobs=1.
+        for t in range(self.n_trees):
+            proba += self.value[self._tree_leaves(t, x)]
+        proba /= self.n_trees
+        return proba
+
+    @staticmethod
+    def _as_float32(x: np.ndarray) -> np.ndarray:
+        # scikit-learn compares float32 features with float64 thresholds; do the same so that
+        # a value equal to a threshold after rounding goes the same way.
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2:
+            raise InputError(f"features must be 2D (samples, features), got shape {x.shape}")
+        return x
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in _FOREST_ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], n_features: int, n_classes: int,
+                    source: str = FOREST_FILE) -> Forest:
+        """Build a forest from saved arrays, checking every array (a bad file -> InputError)."""
+        missing = [name for name in _FOREST_ARRAYS if name not in arrays]
+        if missing:
+            raise InputError(f"{source} has no array {missing[0]!r}")
+
+        def bad(name: str, why: str) -> InputError:
+            return InputError(f"{source} array {name!r} {why}")
+
+        checked: dict[str, np.ndarray] = {}
+        kinds = {"children_left": "i", "children_right": "i", "feature": "i", "roots": "i",
+                 "threshold": "f", "value": "f", "missing_go_to_left": "b"}
+        for name, kind in kinds.items():
+            array = np.asarray(arrays[name])
+            if array.dtype.kind != kind and not (kind == "b" and array.dtype.kind in "iu"):
+                raise bad(name, f"has dtype {array.dtype}")
+            checked[name] = array
+        n_nodes = checked["children_left"].shape[0] if checked["children_left"].ndim == 1 else -1
+        for name in ("children_left", "children_right", "feature", "threshold",
+                     "missing_go_to_left"):
+            if checked[name].shape != (n_nodes,):
+                raise bad(name, f"has shape {checked[name].shape}, expected ({n_nodes},)")
+        if checked["value"].shape != (n_nodes, n_classes):
+            raise bad("value", f"has shape {checked['value'].shape}, expected "
+                               f"({n_nodes}, {n_classes}) for {n_classes} classes")
+        roots = checked["roots"].astype(np.int64)
+        if roots.ndim != 1 or roots.size == 0 or roots[0] != 0 or np.any(np.diff(roots) <= 0) \
+                or roots[-1] >= n_nodes:
+            raise bad("roots", "is not an increasing list of tree starts")
+        left = checked["children_left"].astype(np.int64)
+        right = checked["children_right"].astype(np.int64)
+        node = np.arange(n_nodes)
+        internal = left >= 0
+        if np.any((right >= 0) != internal) or np.any(left[~internal] != -1):
+            raise bad("children_right", "does not match children_left (leaves have -1 in both)")
+        # Children after their parent, inside the parent's tree: every path ends at a leaf.
+        tree_end = np.append(roots[1:], n_nodes)[np.searchsorted(roots, node, side="right") - 1]
+        for name, child in (("children_left", left), ("children_right", right)):
+            if np.any(internal & ((child <= node) | (child >= tree_end))):
+                raise bad(name, "points to a node that is not a later node of the same tree")
+        feature = checked["feature"].astype(np.int64)
+        if np.any(internal & ((feature < 0) | (feature >= n_features))):
+            raise bad("feature", f"has indices outside 0..{n_features - 1}")
+        threshold = checked["threshold"].astype(np.float64)
+        if np.any(internal & ~np.isfinite(threshold)):
+            raise bad("threshold", "has non-finite values")
+        value = checked["value"].astype(np.float64)
+        if not np.all(np.isfinite(value)) or np.any(value < 0):
+            raise bad("value", "has negative or non-finite probabilities")
+        return cls(children_left=left, children_right=right, feature=feature,
+                   threshold=threshold, value=value,
+                   missing_go_to_left=checked["missing_go_to_left"].astype(bool), roots=roots)

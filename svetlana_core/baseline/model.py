@@ -1,0 +1,317 @@
+"""The random-forest baseline model and its model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+import numpy as np
+import pandas as pd
+from svetlana_core.errors import InputError
+from svetlana_core.stats import classification_metrics
+from svetlana_core.baseline.forest import FOREST_FILE, Forest
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.json"
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+
+def _feature_matrix(features: Any, feature_names: Sequence[str], what: str) -> np.ndarray:
+    if not isinstance(features, pd.DataFrame):
+        raise InputError(f"{what} must be a pandas DataFrame of features, got "
+                         f"{type(features).__name__}")
+    missing = [name for name in feature_names if name not in features.columns]
+    if missing:
+        raise InputError(
+            f"{what} lacks {len(missing)} feature column(s) the model was trained on: "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''} (was it computed with the same "
+            f"image channels and dimensionality?)"
+        )
+    subset = features[list(feature_names)]
+    not_numeric = [c for c in subset.columns if not pd.api.types.is_numeric_dtype(subset[c])]
+    if not_numeric:
+        raise InputError(f"{what} has non-numeric feature column(s) {not_numeric[:5]}")
+    x = subset.to_numpy(dtype=np.float64)
+    if np.isinf(x).any():
+        column = subset.columns[np.isinf(x).any(axis=0)][0]
+        raise InputError(f"{what} column {column!r} has infinite values")
+    return x
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    import svetlana_core
+
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "svetlana": svetlana_core.__version__}
+
+
+@dataclass(frozen=True)
+class BaselineModel:
+    """A fitted random forest on object features, with what it needs to predict and describe
+    itself.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Class names in probability-column order.
+    feature_names : tuple of str
+        The feature columns, in the order the forest uses them.
+    forest : Forest
+        The trees (numpy arrays; predicting never touches scikit-learn).
+    params : dict
+        Training parameters (``n_estimators``, ``class_weight``, ``seed``, ...).
+    metrics : dict or None
+        Evaluation metrics attached with :meth:`with_metrics` (saved in ``model.json``).
+    feature_importances : dict
+        Impurity-based importance of each feature (sums to 1), for display.
+    data : dict
+        Training-data summary: ``n`` and ``n_per_class``.
+    estimator : RandomForestClassifier or None
+        The scikit-learn forest right after training; None once loaded from a folder.
+    """
+
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    forest: Forest
+    params: dict
+    metrics: dict | None = None
+    feature_importances: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    estimator: Any = field(default=None, repr=False, compare=False)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Class probabilities of each row of ``features``.
+
+        Parameters
+        ----------
+        features : DataFrame, n rows
+            Must hold every column of ``feature_names`` (extra columns are ignored).
+
+        Returns
+        -------
+        ndarray of float64, shape (n, n_classes), columns in ``classes`` order.
+        """
+        return self.forest.predict_proba(_feature_matrix(features, self.feature_names,
+                                                         "features"))
+
+    def predict(self, features: pd.DataFrame) -> list[str]:
+        """Most probable class name of each row (the first class on a tie)."""
+        proba = self.predict_proba(features)
+        return [self.classes[i] for i in proba.argmax(axis=1)]
+
+    def evaluate(self, features: pd.DataFrame, y_true: Sequence[str]) -> dict:
+        """:func:`svetlana_core.metrics.classification_metrics` of the predictions of
+        ``features`` against ``y_true``."""
+        return classification_metrics(list(y_true), self.predict(features), self.classes)
+
+    def with_metrics(self, metrics: dict) -> BaselineModel:
+        """A copy carrying ``metrics`` (e.g. from :meth:`evaluate`), to be saved with it."""
+        return replace(self, metrics=dict(metrics))
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` and ``forest.npz`` into ``folder`` (created if needed).
+
+        Returns the folder. Existing files of those names are replaced.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        forest_path = folder / FOREST_FILE
+        np.savez(forest_path, **self.forest.to_arrays())
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "arch": "rf",
+            "classes": list(self.classes),
+            "feature_names": list(self.feature_names),
+            "params": self.params,
+            "metrics": self.metrics,
+            "feature_importances": self.feature_importances,
+            "data": self.data,
+            "n_trees": self.forest.n_trees,
+            "forest_file": FOREST_FILE,
+            "forest_sha256": hashlib.sha256(forest_path.read_bytes()).hexdigest(),
+            "versions": _versions(),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2, allow_nan=True) + "\n")
+        return folder
+
+
+def train_baseline(
+    features: pd.DataFrame,
+    y: Sequence[str] | pd.Series,
+    classes: Sequence[str],
+    *,
+    n_estimators: int = 200,
+    class_weight: str | None = "balanced",  # or "balanced_subsample" or None
+    seed: int = 0,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    max_features: str | float | None = "sqrt",
+    n_jobs: int | None = None,
+) -> BaselineModel:
+    """Fit a random forest on object features.
+
+    Parameters
+    ----------
+    features : DataFrame, n rows
+        Numeric feature columns (e.g. :func:`object_features` of several images concatenated);
+        every column is used, NaN allowed.
+    y : sequence of str or Series, length n
+        Class name of each row. A Series must have the index of ``features`` (so rows cannot
+        be silently misaligned); pass ``list(series)`` to align by position.
+    classes : sequence of str
+        All class names, in the order of the probability columns. A class absent from ``y``
+        gets probability 0.
+    n_estimators, class_weight, max_depth, min_samples_leaf, max_features, n_jobs
+        As :class:`sklearn.ensemble.RandomForestClassifier` (``class_weight="balanced"``
+        weighs classes by inverse frequency, like the CNN's default loss weights).
+    seed : int
+        ``random_state`` of the forest: same data and seed give the same trees.
+
+    Returns
+    -------
+    BaselineModel
+
+    Raises
+    ------
+    InputError
+        For a length or index mismatch, missing or unknown class names, fewer than two
+        classes in ``y``, repeated class names, or non-numeric / infinite features.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    class_list = [str(c) for c in classes]
+    if len(set(class_list)) != len(class_list):
+        raise InputError(f"classes repeats names: {class_list}")
+    if class_weight not in ("balanced", "balanced_subsample", None):
+        raise InputError(f"class_weight must be 'balanced', 'balanced_subsample' or None, got "
+                         f"{class_weight!r}")
+    if not isinstance(features, pd.DataFrame):
+        raise InputError(f"features must be a pandas DataFrame, got {type(features).__name__}")
+    names = [str(c) for c in features.columns]
+    if len(set(names)) != len(names):
+        raise InputError("features has repeated column names")
+    if isinstance(y, pd.Series) and not y.index.equals(features.index):
+        raise InputError("y is a Series whose index differs from the index of features; "
+                         "align them or pass list(y)")
+    y_list = list(y)
+    if len(y_list) != len(features):
+        raise InputError(f"y has {len(y_list)} values but features has {len(features)} rows")
+    missing = np.flatnonzero(pd.isna(np.asarray(y_list, dtype=object)))
+    if missing.size:
+        raise InputError(f"y has {missing.size} missing class name(s) (first at row {missing[0]})")
+    y_names = [str(v) for v in y_list]
+    unknown = sorted(set(y_names) - set(class_list))
+    if unknown:
+        raise InputError(f"y has class name(s) {unknown} that are not in classes {class_list}")
+    if len(set(y_names)) < 2:
+        raise InputError(f"y has {len(set(y_names))} distinct class(es); a classifier needs at "
+                         f"least two")
+    x = _feature_matrix(features, names, "features")
+    codes = np.array([class_list.index(v) for v in y_names], dtype=np.int64)
+    params = {"n_estimators": int(n_estimators), "class_weight": class_weight, "seed": int(seed),
+              "max_depth": max_depth, "min_samples_leaf": int(min_samples_leaf),
+              "max_features": max_features}
+    estimator = RandomForestClassifier(
+        n_estimators=n_estimators, class_weight=class_weight, random_state=seed,
+        max_depth=max_depth, min_samples_leaf=min_samples_leaf, max_features=max_features,
+        n_jobs=n_jobs,
+    ).fit(x, codes)
+    counts = np.bincount(codes, minlength=len(class_list))
+    return BaselineModel(
+        classes=tuple(class_list),
+        feature_names=tuple(names),
+        forest=Forest.from_sklearn(estimator, len(class_list)),
+        params=params,
+        feature_importances={n: float(v) for n, v in zip(names, estimator.feature_importances_,
+                                                         strict=True)},
+        data={"n": int(codes.size), "n_per_class": {c: int(k) for c, k in
+                                                    zip(class_list, counts, strict=True)}},
+        estimator=estimator,
+    )
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise InputError(f"{path} not found: not a model folder")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+    required = {"format_version": int, "arch": str, "classes": list, "feature_names": list,
+                "params": dict, "forest_sha256": str}
+    for key, kind in required.items():
+        if key not in meta:
+            raise InputError(f"{path} has no key {key!r}")
+        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+            raise InputError(f"{path} key {key!r} must be a {kind.__name__}, got "
+                             f"{type(meta[key]).__name__}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise InputError(f"{path} key 'format_version' is {meta['format_version']}; this "
+                         f"version of Svetlana reads {FORMAT_VERSION}")
+    if meta["arch"] != "rf":
+        raise InputError(f"{path} key 'arch' is {meta['arch']!r}, not 'rf': this is not a "
+                         f"random-forest baseline (load CNNs with svetlana_core.training)")
+    for key in ("classes", "feature_names"):
+        values = meta[key]
+        if not values or not all(isinstance(v, str) and v for v in values) \
+                or len(set(values)) != len(values):
+            raise InputError(f"{path} key {key!r} must be a non-empty list of distinct names")
+    for key, kind in (("metrics", dict), ("feature_importances", dict), ("data", dict)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise InputError(f"{path} key {key!r} must be a {kind.__name__} or null")
+    return meta
+
+
+def load_baseline(folder: str | Path) -> BaselineModel:
+    """Read a model folder written by :meth:`BaselineModel.save`.
+
+    Nothing is unpickled: ``model.json`` is plain JSON, ``forest.npz`` is read with
+    ``allow_pickle=False``, must match the SHA-256 recorded in ``model.json``, and every array
+    is checked (shapes, dtypes, indices) before use.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the key for a missing folder or file, invalid JSON, a missing or
+        mistyped key, another architecture, a checksum mismatch or a malformed array.
+    """
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    forest_path = folder / FOREST_FILE
+    if not forest_path.is_file():
+        raise InputError(f"{forest_path} not found (named by {folder / MODEL_FILE})")
+    digest = hashlib.sha256(forest_path.read_bytes()).hexdigest()
+    if digest != meta["forest_sha256"]:
+        raise InputError(f"{forest_path} does not match key 'forest_sha256' of "
+                         f"{folder / MODEL_FILE}: the files were changed or mixed up")
+    try:
+        with np.load(forest_path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (ValueError, OSError) as error:
+        raise InputError(f"{forest_path} cannot be read as arrays: {error}") from None
+    forest = Forest.from_arrays(arrays, n_features=len(meta["feature_names"]),
+                                n_classes=len(meta["classes"]), source=str(forest_path))
+    return BaselineModel(
+        classes=tuple(meta["classes"]),
+        feature_names=tuple(meta["feature_names"]),
+        forest=forest,
+        params=meta["params"],
+        metrics=meta.get("metrics"),
+        feature_importances=meta.get("feature_importances") or {},
+        data=meta.get("data") or {},
+    )

@@ -1,0 +1,90 @@
+"""Heat maps as PNG images for the app and the CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING
+import numpy as np
+from svetlana_core.errors import InputError  # noqa: E402
+if TYPE_CHECKING:
+    pass
+
+# --------------------------------------------------------------------------- drawing
+
+# A perceptual-ish ramp (dark blue, cyan, yellow, red) for the heat, anchors at 0, 1/3, 2/3, 1.
+_RAMP = np.array([[0, 0, 160], [0, 200, 230], [255, 220, 0], [220, 20, 20]], dtype=np.float32)
+
+
+def _colour(heat: np.ndarray) -> np.ndarray:
+    stops = np.linspace(0, 1, len(_RAMP))
+    return np.stack([np.interp(heat, stops, _RAMP[:, k]) for k in range(3)], axis=-1)
+
+
+def save_heatmap_png(
+    path: str | os.PathLike,
+    patch: np.ndarray,
+    heat: np.ndarray,
+    alpha: float = 0.5,
+    min_side: int = 256,
+) -> Path:
+    """Draw a heat map over the first channel of its patch and write an 8-bit RGB PNG.
+
+    The first channel is stretched to grey (its min to black, max to white), the heat is
+    coloured from dark blue (0) to red (1) and blended in with opacity ``alpha * heat`` (so
+    cold regions show the image), and the object's outline (from the patch's last channel,
+    the object mask) is drawn in white. The picture is enlarged by a whole factor (nearest
+    neighbour) until its longer side is at least ``min_side`` pixels. 3D patches show their
+    middle plane. Written to a temporary file and renamed, so a reader never sees half a PNG.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The PNG to write; its folder must exist.
+    patch : ndarray, shape (C, rows, columns) or (C, planes, rows, columns)
+        The patch, as from :func:`explain_object`.
+    heat : ndarray, shape (rows, columns) or (planes, rows, columns)
+        Values in [0, 1] (clipped), e.g. :attr:`Explanation.heat`.
+    alpha : float, default 0.5
+        Opacity of the hottest colour.
+    min_side : int, default 256
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        If the heat map's shape is not the patch's spatial shape, or the folder is missing.
+    """
+    import imageio.v3 as iio
+    from skimage.segmentation import find_boundaries
+
+    from svetlana_core import io
+
+    patch = np.asarray(patch, dtype=np.float32)
+    heat = np.asarray(heat, dtype=np.float32)
+    if patch.ndim not in (3, 4) or heat.shape != patch.shape[1:]:
+        raise InputError(
+            f"heat has shape {heat.shape} but patch has shape {patch.shape}; the heat map must "
+            "have the patch's spatial shape (patch is (C, [planes,] rows, columns))"
+        )
+    if patch.ndim == 4:  # the middle plane of a 3D patch
+        middle = patch.shape[1] // 2
+        patch, heat = patch[:, middle], heat[middle]
+    grey = np.nan_to_num(patch[0])
+    low, high = float(grey.min()), float(grey.max())
+    grey = (grey - low) / (high - low) if high > low else np.zeros_like(grey)
+    heat = np.clip(np.nan_to_num(heat), 0, 1)
+    weight = (alpha * heat)[..., np.newaxis]
+    rgb = (1 - weight) * (255 * grey)[..., np.newaxis] + weight * _colour(heat)
+    outline = find_boundaries(patch[-1] > 0.5, mode="inner")
+    rgb[outline] = 255
+    factor = max(1, math.ceil(min_side / max(rgb.shape[:2])))
+    rgb = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+    buffer = BytesIO()
+    iio.imwrite(buffer, np.round(rgb).clip(0, 255).astype(np.uint8), extension=".png")
+    return io.atomic_write_bytes(path, buffer.getvalue())

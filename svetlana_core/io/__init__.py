@@ -1,0 +1,84 @@
+"""Read and write images and label masks, pair them by file name, parse plate wells.
+
+Canonical layout
+----------------
+Every image leaves this module channel-first, whatever the file held:
+
+* 2D: ``(C, rows, columns)`` -- grey images have ``C = 1``, RGB has ``C = 3``;
+* 3D: ``(C, planes, rows, columns)``.
+
+The dtype of the file is kept (no conversion to float). An alpha channel (RGBA, grey + alpha)
+is dropped. A mask is an integer array ``(rows, columns)`` or ``(planes, rows, columns)``,
+0 is background, labels are never renumbered and need not be contiguous.
+
+Axes
+----
+An axes string names the dimensions of the array as it is stored in the file, with the letters
+``Y`` (rows), ``X`` (columns), ``Z`` (planes) and ``C`` (channels): ``"YX"``, ``"YXC"`` (RGB),
+``"CYX"``, ``"ZYX"``, ``"ZCYX"`` and any other order of those letters (``"CZYX"``, ``"ZYXC"``).
+The axes come, in this order, from the ``axes=`` argument, from the file's own metadata (OME-TIFF,
+ImageJ hyperstacks, TIFFs written by tifffile with ``metadata={"axes": ...}``, RGB TIFF samples,
+PNG / JPEG colour) or from :func:`guess_axes`. A time axis of length 1 is dropped; a time series
+is refused (split it into one file per time point).
+
+Pairing rules (:func:`pair_files`)
+----------------------------------
+Images are the files of ``images_dir`` (not its sub-folders, not hidden files) whose extension is
+one of :data:`IMAGE_EXTENSIONS`, in any case. For an image ``<stem>.<ext>`` the mask is looked up in
+``masks_dir`` (``images_dir`` when ``masks_dir`` is None) among the files with an extension in
+:data:`MASK_EXTENSIONS` named
+
+* ``<stem>.<ext>`` -- only when the masks are in a folder of their own;
+* ``<stem>.npy``;
+* ``<stem>_cp_masks.<ext>`` and ``<stem>_seg.npy`` (Cellpose);
+* ``<stem>_mask.<ext>``, ``<stem>_masks.<ext>``, ``<stem>_label.<ext>``, ``<stem>_labels.<ext>``.
+
+The suffixes are matched in any case; the stem itself is matched exactly. When the masks sit in the
+image folder, a file whose stem ends with one of those suffixes is a mask, never an image.
+Exactly one mask must match each image and each mask may serve one image only; otherwise
+:class:`~svetlana_core.errors.InputError` says which files are missing or in conflict.
+
+Wells (:func:`parse_well`)
+--------------------------
+A well is read from a file name as, first, an Opera Phenix / Operetta token ``r<row>c<column>``
+(``r01c01f01p01-ch1.tiff``: 1-based row and column, any case), otherwise as the first token
+``<row letters><column number>`` such as ``A01``, ``A1``, ``P24`` or ``AF48`` (upper-case rows
+``A`` to ``AF``, columns 1 to 48: up to a 1536-well plate). Tokens with a two-digit column win
+over one-digit ones, so ``Plate_A01_S1_W1.tif`` is ``A01``. A token must stand alone: at the
+start or end of the name or between characters that are neither letters nor digits (``_``, ``-``,
+``.``, space).
+Lower-case letters are never read as rows, because ``s1``, ``w1``, ``t1``, ``z1`` name sites,
+wavelengths, time points and planes in microscope file names.
+
+Safety
+------
+Nothing here modifies a user's file. The only writers, :func:`write_tiff` and
+:func:`atomic_write_bytes`, write a temporary file in the target folder and rename it into place,
+so a reader never sees half a file. Pickled data is read from Cellpose ``*_seg.npy`` files only,
+and then only numpy arrays and plain Python values are let through (see :func:`read_mask`).
+"""
+
+from svetlana_core.io.axes import guess_axes, to_canonical
+from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
+from svetlana_core.io.pairing import MASK_SUFFIXES, Pair, group_by_pattern, pair_files
+from svetlana_core.io.write import atomic_write, atomic_write_bytes, write_csv, write_tiff
+from svetlana_core.io.labels import read_labels_csv
+
+__all__ = [
+    'IMAGE_EXTENSIONS',
+    'MASK_EXTENSIONS',
+    'MASK_SUFFIXES',
+    'Pair',
+    'atomic_write',
+    'atomic_write_bytes',
+    'group_by_pattern',
+    'guess_axes',
+    'load_pair',
+    'pair_files',
+    'read_image',
+    'read_labels_csv',
+    'read_mask',
+    'to_canonical',
+    'write_csv',
+    'write_tiff',
+]

@@ -1,0 +1,164 @@
+"""Pair image files with their masks by file stem, and group image names for a split."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from svetlana_core.errors import InputError
+from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS
+
+MASK_SUFFIXES: tuple[str, ...] = ("_cp_masks", "_seg", "_masks", "_mask", "_labels", "_label")
+"""Stem suffixes that mark a mask file (``_seg`` only with ``.npy``), longest match first."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An image file and its mask file, matched by file stem."""
+
+    image: Path
+    mask: Path
+    stem: str
+
+
+def pair_files(
+    images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[str] | None = None
+) -> list[Pair]:
+    """Match each image of a folder with its mask by file name.
+
+    See the module docstring for the rules. Files are listed, not read.
+
+    Parameters
+    ----------
+    images_dir : str or path-like
+        Folder of images (:data:`IMAGE_EXTENSIONS`).
+    masks_dir : str or path-like, optional
+        Folder of masks; the image folder when None.
+
+    Returns
+    -------
+    list of Pair
+        One pair per image, sorted by stem (then image file name).
+
+    Raises
+    ------
+    InputError
+        If a folder does not exist, holds no image, an image has no mask (up to 5 named), an
+        image has several candidate masks, or a mask matches several images.
+    """
+    images_dir = Path(images_dir)
+    masks_dir = images_dir if masks_dir is None else Path(masks_dir)
+    for folder, what in ((images_dir, "image"), (masks_dir, "mask")):
+        if not folder.is_dir():
+            raise InputError(f"{what} folder {folder} does not exist or is not a folder")
+    same_folder = images_dir.resolve() == masks_dir.resolve()
+
+    candidates: dict[str, list[Path]] = {}
+    for mask in _list_files(masks_dir, MASK_EXTENSIONS):
+        for stem in _stems_matched_by_mask(mask, same_folder):
+            candidates.setdefault(stem, []).append(mask)
+
+    images = [
+        path
+        for path in _list_files(images_dir, IMAGE_EXTENSIONS)
+        if not (same_folder and _mask_suffix(path) is not None)
+    ]
+    if not images:
+        raise InputError(
+            f"image folder {images_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
+        )
+
+    pairs, missing = [], []
+    for image in images:
+        found = candidates.get(image.stem, [])
+        if not found:
+            missing.append(image.name)
+        elif len(found) > 1:
+            names = ", ".join(sorted(path.name for path in found))
+            raise InputError(
+                f"image {image.name} has several candidate masks in {masks_dir}: {names}; "
+                "keep one"
+            )
+        else:
+            pairs.append(Pair(image=image, mask=found[0], stem=image.stem))
+    if missing:
+        missing.sort()
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(
+            f"{len(missing)} image(s) in {images_dir} have no mask in {masks_dir}: "
+            f"{', '.join(missing[:5])}{more} (a mask is named <stem>.<ext> in its own folder, "
+            "<stem>.npy, <stem>_cp_masks.<ext>, <stem>_seg.npy, <stem>_mask(s).<ext> or "
+            "<stem>_label(s).<ext>)"
+        )
+
+    users: dict[Path, list[Path]] = {}
+    for pair in pairs:
+        users.setdefault(pair.mask, []).append(pair.image)
+    for mask, shared in users.items():
+        if len(shared) > 1:
+            names = ", ".join(sorted(path.name for path in shared))
+            raise InputError(f"mask {mask.name} matches several images: {names}")
+    return sorted(pairs, key=lambda pair: (pair.stem, pair.image.name))
+
+
+def _list_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    return [
+        Path(entry.path)
+        for entry in os.scandir(folder)
+        if entry.is_file()
+        and not entry.name.startswith(".")
+        and os.path.splitext(entry.name)[1].lower() in extensions
+    ]
+
+
+def _mask_suffix(path: Path) -> str | None:
+    """The mask suffix that ends the stem of `path` (``_seg`` for ``.npy`` only), if any."""
+    stem = path.stem.lower()
+    for suffix in MASK_SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            if suffix == "_seg" and path.suffix.lower() != ".npy":
+                continue
+            return suffix
+    return None
+
+
+def _stems_matched_by_mask(mask: Path, same_folder: bool) -> set[str]:
+    stems = set()
+    suffix = _mask_suffix(mask)
+    if suffix is not None:
+        stems.add(mask.stem[: -len(suffix)])
+    # "<stem>.<ext>" is the image itself when the masks share its folder; ".npy" never is.
+    if not same_folder or mask.suffix.lower() == ".npy":
+        stems.add(mask.stem)
+    return stems
+
+
+def group_by_pattern(pattern: str | None) -> Callable[[str], str] | None:
+    """Image name → validation-split group, from a regular expression.
+
+    The group is the pattern's first group (or its whole match) in the name, e.g.
+    ``r"train_(\\d+)_"`` gives CoNSeP tiles of one source image the same group; names it does
+    not match are their own group. None or "" gives None (every image its own group).
+
+    Raises
+    ------
+    InputError
+        If the pattern is not a valid regular expression.
+    """
+    if not pattern:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise InputError(f"group pattern {pattern!r} is not a valid regular expression: "
+                         f"{error}") from None
+
+    def group(name: str) -> str:
+        match = compiled.search(name)
+        if match is None:
+            return name
+        return match.group(1) if compiled.groups else match.group(0)
+
+    return group

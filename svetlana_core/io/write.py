@@ -1,0 +1,173 @@
+"""Writing outputs: TIFF class maps and an atomic writer that every output goes through."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+import numpy as np
+import tifffile
+from svetlana_core.errors import InputError
+import pandas as pd
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def write_tiff(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write an array to a lossless (zlib) TIFF, atomically.
+
+    The array is stored as it is (no axis reordering, no colour interpretation); `metadata` is
+    stored as JSON in the TIFF description and comes back from
+    ``tifffile.TiffFile(path).shaped_metadata[0]``. The file is written beside `path` under a
+    temporary name and renamed into place, so a reader sees the old file or the new one, never
+    half of one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file; its folder must exist. An existing file is replaced.
+    array : ndarray
+        Integer or float array, e.g. a ``(rows, columns)`` uint8 class map.
+    metadata : dict, optional
+        JSON-serialisable values, e.g. ``{"classes": ["live", "dead"]}``. The key ``"axes"``
+        (e.g. ``"ZYX"``) is understood by tifffile, ImageJ and napari.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        If the folder of `path` does not exist.
+    """
+    array = np.asarray(array)
+
+    def write(handle: BinaryIO) -> None:
+        tifffile.imwrite(
+            handle,
+            array,
+            photometric="minisblack",
+            compression="zlib",
+            metadata=dict(metadata or {}),
+        )
+
+    return atomic_write(Path(path), write)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write bytes to a file atomically (temporary file in the same folder, then rename).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file; its folder must exist. An existing file is replaced.
+    data : bytes
+        Content.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        If the folder of `path` does not exist.
+    """
+    return atomic_write(Path(path), lambda handle: handle.write(data))
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Write a file atomically: ``write(handle)`` fills a hidden temporary file beside
+    `path` (``.<name>.<random>.tmp``), which is flushed to disk and renamed over `path`.
+
+    A reader, or a process killed at any moment, sees the old file or the new one, never half
+    of one; every output of the project (TIFFs, CSV, Parquet, XLSX, labels) goes through here.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file; its folder must exist. An existing file is replaced.
+    write : callable
+        Called with a binary file handle (pandas' ``to_csv``, ``to_parquet`` and
+        ``ExcelWriter`` accept one).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        If the folder of `path` does not exist.
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: folder {folder} does not exist")
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)  # reopened by name: tifffile wants a file object with a path
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open()
+        # would have, so that colleagues sharing the project folder can read it.
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write a table to a UTF-8 CSV file atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination; its folder must exist.
+    table : pandas.DataFrame
+        The table. Its index is written only when it is named, as in :func:`export_tables`.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InputError(f"write_csv needs a pandas DataFrame, got {type(table).__name__}")
+    path = Path(path)
+    index = _index_is_data(table)
+    return atomic_write(path, lambda handle: table.to_csv(
+        handle, index=index, lineterminator="\n", encoding="utf-8"))
+
+
+def _index_is_data(table: pd.DataFrame) -> bool:
+    """Whether a table's index carries data worth writing: it has a name."""
+    return any(name is not None for name in table.index.names)

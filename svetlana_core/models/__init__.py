@@ -1,0 +1,76 @@
+"""Model registry: small custom CNNs and torchvision backbones adapted to object patches.
+
+A model takes a float32 batch of patches ``(N, C, rows, columns)`` (2D) or
+``(N, C, planes, rows, columns)`` (3D) and returns logits ``(N, n_classes)``; no softmax, the
+losses take logits. ``C`` counts the image channels plus the object-mask channel.
+
+Architectures (see :data:`ARCHITECTURES`, :func:`architecture_params`):
+
+``cnn``
+    The light-weight network of the Svetlana paper (Table 2), 2D or 3D: ``depth`` blocks of
+    convolution -> BatchNorm -> ReLU -> max-pool 2, then global average pooling -> dropout ->
+    linear. Every convolution has ``width`` filters: the width stays constant over the blocks
+    (no doubling) so that ``width`` is "the number of filters per layer" as in the paper, and
+    ``depth=2, width=16, kernel=3`` is exactly the original plugin's smallest network
+    (:data:`ORIGINAL_CNN`). It needs patches of at least ``2 ** depth`` along every axis.
+``resnet18/34/50/101/152``, ``densenet121/161/169/201``, ``alexnet``
+    torchvision models built with ``weights=None`` (nothing is downloaded), first convolution
+    replaced for ``C`` input channels, classifier replaced for ``n_classes``, every parameter
+    trainable (the original plugin trained a frozen random backbone; we do not). 2D only.
+    They accept any patch of at least :data:`MIN_TORCHVISION_PATCH` pixels: ResNets work at
+    any size (adaptive pooling), DenseNets need 29 pixels and AlexNet 63, so inputs smaller than
+    32 (DenseNet) or 64 (AlexNet) are upsampled bilinearly inside the model (the model stays
+    the unmodified torchvision network, so ImageNet weights still fit). ``small_input=True``
+    (ResNet, DenseNet) replaces the 7x7 stride-2 stem and its max-pool by a 3x3 stride-1
+    convolution, keeping 4x more resolution for small patches at 16x the compute; it is off
+    by default because it is slow on a CPU and its stem cannot take ImageNet weights.
+    ``pretrained`` is the path of a local ImageNet state dict (``.pth``/``.pt`` or
+    ``.safetensors``) of the same torchvision model; see :func:`load_pretrained`.
+"""
+
+import importlib
+
+_EXPORTS = {
+    'ARCHITECTURES': 'svetlana_core.models.registry',
+    'Architecture': 'svetlana_core.models.registry',
+    'DEVICES': 'svetlana_core.models.device',
+    'FORMAT_VERSION': 'svetlana_core.models.folder',
+    'LoadedModel': 'svetlana_core.models.folder',
+    'MAX_PATCH_SIZE': 'svetlana_core.models.folder',
+    'MIN_TORCHVISION_PATCH': 'svetlana_core.models.registry',
+    'MODEL_FILE': 'svetlana_core.models.folder',
+    'ORIGINAL_CNN': 'svetlana_core.models.registry',
+    'Param': 'svetlana_core.models.registry',
+    'SmallCNN': 'svetlana_core.models.cnn',
+    'TorchvisionClassifier': 'svetlana_core.models.torchvision_nets',
+    'WEIGHTS_FILE': 'svetlana_core.models.folder',
+    'adapt_conv_weight': 'svetlana_core.models.torchvision_nets',
+    'architecture_params': 'svetlana_core.models.registry',
+    'build_model': 'svetlana_core.models.build',
+    'check_patch_size': 'svetlana_core.models.registry',
+    'count_parameters': 'svetlana_core.models.build',
+    'feature_layer': 'svetlana_core.models.build',
+    'load_model': 'svetlana_core.models.folder',
+    'load_pretrained': 'svetlana_core.models.torchvision_nets',
+    'memory_format_for': 'svetlana_core.models.device',
+    'min_patch_size': 'svetlana_core.models.registry',
+    'model_kind': 'svetlana_core.models.folder',
+    'resolve_device': 'svetlana_core.models.device',
+    'save_model': 'svetlana_core.models.folder',
+    'validate_params': 'svetlana_core.models.registry',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    # Lazy: importing the package, or one of its torch-free modules, must not import torch.
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,323 @@
+"""The model folder: the one reader and writer of ``model.json`` and the weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+import numpy as np
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from svetlana_core import io
+from svetlana_core import models
+from svetlana_core.errors import InputError
+from svetlana_core.values import is_int, plain  # noqa: E402
+from svetlana_core.patches import NORMALISATIONS
+from svetlana_core.patches import MODES as PATCH_MODES
+from svetlana_core.models.device import memory_format_for, resolve_device
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict: ``module`` in eval mode on ``device``, and its description.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+    meta : dict
+        The content of ``model.json`` (see :func:`save_model`).
+    classes : tuple of str
+    patch_size : tuple of int
+    device : torch.device
+    folder : Path or None
+        Where it was loaded from (None for a model kept in memory).
+    """
+
+    module: nn.Module
+    meta: dict
+    classes: tuple[str, ...]
+    patch_size: tuple[int, ...]
+    device: torch.device
+    folder: Path | None = None
+
+
+def _versions() -> dict[str, str]:
+    import svetlana_core
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "numpy": np.__version__, "svetlana": svetlana_core.__version__}
+    try:  # the installed version, without importing it (the small CNN does not need it)
+        from importlib.metadata import version
+
+        versions["torchvision"] = version("torchvision")
+    except Exception:  # not installed
+        versions["torchvision"] = None
+    return versions
+
+
+# --------------------------------------------------------------------------------------------
+# model folders
+# --------------------------------------------------------------------------------------------
+
+# key -> (types, description); checked by load_model and by save_model before writing.
+_META_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "format_version": ((int,), "an integer"),
+    "arch": ((str,), "a string"),
+    "arch_params": ((dict,), "an object"),
+    "spatial_dims": ((int,), "2 or 3"),
+    "in_channels": ((int,), "an integer >= 1"),
+    "image_channels": ((int,), "an integer >= 0"),
+    "classes": ((list,), "a list of at least two distinct class names"),
+    "patch_size": ((list,), "a list of integers, one per spatial axis"),
+    "patch_mode": ((str,), "'context' or 'masked'"),
+    "dilation": ((int,), "an integer >= 0"),
+    "normalisation": ((str,), "'percentile', 'minmax' or 'none'"),
+    "config": ((dict,), "an object"),
+    "history": ((list,), "a list"),
+    "best_epoch": ((int, type(None)), "an integer or null"),
+    "metrics": ((dict, type(None)), "an object or null"),
+    "data": ((dict,), "an object"),
+    "versions": ((dict,), "an object"),
+    "parent": ((str, type(None)), "a path or null"),
+    "created_at": ((str,), "a date string"),
+}
+
+
+#: Largest patch side (pixels) that a model.json may declare.
+MAX_PATCH_SIZE = 4096
+
+
+def _check_meta(meta: Any, path: Path) -> dict:
+    if not isinstance(meta, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+    for key, (types, what) in _META_KEYS.items():
+        if key not in meta:
+            raise InputError(f"{path} has no key {key!r}")
+        value = meta[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and int in types):
+            raise InputError(f"{path} key {key!r} must be {what}, got {value!r}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise InputError(
+            f"{path} key 'format_version' is {meta['format_version']}; this version of Svetlana "
+            f"reads {FORMAT_VERSION}"
+        )
+    classes = meta["classes"]
+    if len(classes) < 2 or not all(isinstance(c, str) and c for c in classes) or \
+            len(set(classes)) != len(classes):
+        raise InputError(
+            f"{path} key 'classes' must be {_META_KEYS['classes'][1]}, got {classes!r}"
+        )
+    if meta["spatial_dims"] not in (2, 3):
+        raise InputError(f"{path} key 'spatial_dims' must be 2 or 3, got {meta['spatial_dims']!r}")
+    if meta["in_channels"] < 1 or meta["image_channels"] != meta["in_channels"] - 1:
+        raise InputError(
+            f"{path} keys 'in_channels' ({meta['in_channels']}) and 'image_channels' "
+            f"({meta['image_channels']}) disagree: in_channels = image_channels + 1"
+        )
+    size = meta["patch_size"]
+    # The upper bound keeps a tampered file from asking for a patch of 100000 x 100000 pixels
+    # (224 GiB per batch) at the first prediction.
+    if len(size) != meta["spatial_dims"] or not all(
+            is_int(s) and 0 < s <= MAX_PATCH_SIZE for s in size):
+        raise InputError(
+            f"{path} key 'patch_size' must be {meta['spatial_dims']} positive integers "
+            f"(at most {MAX_PATCH_SIZE}), got {size!r}"
+        )
+    for key, choices in (("patch_mode", PATCH_MODES), ("normalisation", NORMALISATIONS)):
+        if meta[key] not in choices:
+            raise InputError(
+                f"{path} key {key!r} must be one of {list(choices)}, got {meta[key]!r}"
+            )
+    if meta["dilation"] < 0:
+        raise InputError(f"{path} key 'dilation' must be >= 0, got {meta['dilation']!r}")
+    return meta
+
+
+def _read_meta(folder: Path) -> dict:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"model folder {folder} not found")
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise InputError(f"{path} not found: not a model folder")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is not valid JSON: {error}") from None
+    return _check_meta(meta, path)
+
+
+def _read_weights(folder: Path, module: nn.Module) -> dict[str, torch.Tensor]:
+    """The safetensors state dict of a folder, checked key by key and shape by shape."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        pickled = sorted(p.name for p in Path(folder).glob("*")
+                         if p.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"))
+        if pickled:
+            raise InputError(
+                f"{path} not found; {', '.join(pickled)} in {folder} is not loaded: pickled "
+                "files can run code, so weights are read from safetensors only"
+            )
+        raise InputError(f"{path} not found: the model folder has no weights")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(f"{path} cannot be read as safetensors: {error}") from None
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        raise InputError(
+            f"{path} does not fit the architecture in {MODEL_FILE}: key {key!r} is "
+            f"{'missing' if missing else 'unexpected'} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected)"
+        )
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise InputError(
+                f"{path} key {key!r} has shape {tuple(state[key].shape)} but the architecture "
+                f"in {MODEL_FILE} needs {tuple(tensor.shape)}"
+            )
+    return state
+
+
+def save_model(
+    folder: str | os.PathLike,
+    module: nn.Module | Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    replace: bool = False,
+) -> Path:
+    """Write a model folder atomically: ``model.json`` + ``weights.safetensors``.
+
+    A new folder is written as a temporary folder beside ``folder``, then renamed: a reader
+    sees no folder or a complete one, never half of it. With ``replace=True`` an existing
+    model folder (a checkpoint of the same training) is updated file by file, each written
+    to a temporary name and renamed over the old one, weights first: a process killed in
+    between leaves new weights under the previous ``model.json``, which still loads (same
+    architecture) and only under-reports the epoch.
+
+    Parameters
+    ----------
+    folder : path
+        The model folder to create; it must not exist or be empty unless ``replace``.
+    module : nn.Module or state dict
+        The weights saved (tensors made contiguous, on the CPU).
+    meta : mapping
+        Everything ``model.json`` holds (keys listed in the module's contract: format_version,
+        arch, arch_params, spatial_dims, in_channels, image_channels, classes, patch_size,
+        patch_mode, dilation, normalisation, config, history, best_epoch, metrics, data,
+        versions, parent, created_at; extra keys are kept). Checked before anything is written.
+    replace : bool
+        Overwrite the files of an existing model folder.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Raises
+    ------
+    InputError
+        When ``meta`` lacks a key or has a bad value, or ``folder`` exists and is not empty
+        (without ``replace``), or is not a folder.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    meta = _check_meta(plain(dict(meta)), folder / MODEL_FILE)
+    state = module.state_dict() if isinstance(module, nn.Module) else module
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"model folder {folder} is a file")
+    if folder.exists() and any(folder.iterdir()):
+        if not replace:
+            raise InputError(f"model folder {folder} already exists and is not empty")
+        from safetensors.torch import save as weights_bytes
+
+        io.atomic_write_bytes(folder / WEIGHTS_FILE, weights_bytes(state, {"format": "pt"}))
+        io.atomic_write_bytes(folder / MODEL_FILE, text.encode("utf-8"))
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        save_file(state, str(temporary / WEIGHTS_FILE), metadata={"format": "pt"})
+        (temporary / MODEL_FILE).write_text(text, encoding="utf-8")
+        if folder.exists():
+            folder.rmdir()  # empty (checked above); rename cannot replace it everywhere
+        os.replace(temporary, folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model folder written by :func:`save_model`.
+
+    ``model.json`` is checked key by key, the network rebuilt from ``arch``/``arch_params``
+    and the weights read from ``weights.safetensors`` (nothing is unpickled) and checked key by
+    key and shape by shape.
+
+    Parameters
+    ----------
+    folder : path
+    device : str or torch.device
+        As :func:`resolve_device` ("auto" allowed).
+
+    Returns
+    -------
+    LoadedModel
+        ``module`` in eval mode on ``device``.
+
+    Raises
+    ------
+    InputError
+        Missing folder or file, invalid JSON, a missing key or a value of the wrong type
+        (naming the file and the key), unknown architecture, weights that do not fit.
+    """
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    path = folder / MODEL_FILE
+    try:
+        module = models.build_model(
+            meta["arch"], meta["in_channels"], len(meta["classes"]), meta["spatial_dims"],
+            **meta["arch_params"],
+        )
+    except InputError as error:
+        raise InputError(f"{path} keys 'arch'/'arch_params': {error}") from None
+    module.load_state_dict(_read_weights(folder, module))
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    module.to(device, memory_format=memory_format_for(meta["spatial_dims"])).eval()
+    return LoadedModel(
+        module=module, meta=meta, classes=tuple(meta["classes"]),
+        patch_size=tuple(meta["patch_size"]), device=device, folder=folder,
+    )
+
+
+def model_kind(model_dir: str | os.PathLike) -> str:
+    """``"rf"`` for a random-forest folder, ``"cnn"`` otherwise (read from ``model.json``)."""
+    path = Path(model_dir) / "model.json"
+    if not path.is_file():
+        raise InputError(f"model folder {model_dir} has no model.json")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"model file {path} is not valid JSON: {error}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
+        raise InputError(f"model file {path} has no 'arch' string")
+    return "rf" if meta["arch"] == "rf" else "cnn"

@@ -1,0 +1,267 @@
+"""Predict every object of one image: class map, per-object table, confidence map."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+import numpy as np
+import pandas as pd
+import torch  # noqa: E402
+from svetlana_core.errors import InputError  # noqa: E402
+from svetlana_core.objects import object_table
+if TYPE_CHECKING:  # training imports torch models; predict only needs the loaded result
+    from svetlana_core.models import LoadedModel
+from svetlana_core.predict.crop import _Cropper, _batches, _check_inputs, _spec
+from svetlana_core.predict.network import _device_of, _freed_memory_kept, _inference_module
+
+#: Default batch sizes of :func:`predict_image` (see its docstring).
+CPU_BATCH_SIZE = 16
+GPU_BATCH_SIZE = 256
+#: Default size of a chunk of patches (see :func:`predict_image`).
+CHUNK_BYTES = 16 << 20
+
+
+# --------------------------------------------------------------------------- one image
+
+
+def prediction_columns(classes: Sequence[str]) -> list[str]:
+    """Columns that :func:`predict_image` adds to the object table, in order.
+
+    Examples
+    --------
+    >>> prediction_columns(["live", "dead"])
+    ['class', 'confidence', 'p_live', 'p_dead', 'margin', 'entropy']
+    """
+    return ["class", "confidence", *(f"p_{name}" for name in classes), "margin", "entropy"]
+
+
+def _paint(mask: np.ndarray, labels: np.ndarray, values: np.ndarray, dtype) -> np.ndarray:
+    """Map every pixel of ``mask`` to the value of its label (0 on background and unknown)."""
+    dtype = np.dtype(dtype)
+    if labels.size == 0:
+        return np.zeros(mask.shape, dtype=dtype)
+    largest = int(labels.max())
+    if largest < max(mask.size, 2**20):
+        # The table is never bigger than the mask: one gather, ~0.1 s for 64 M pixels.
+        lut = np.zeros(largest + 1, dtype=dtype)
+        lut[labels] = values
+        return lut[mask]
+    # Huge sparse labels (e.g. 10**12): look them up among the sorted labels instead.
+    order = np.argsort(labels, kind="stable")
+    keys = np.concatenate([[0], labels[order].astype(np.uint64)])
+    lookup = np.concatenate([[0], values[order]]).astype(dtype)
+    position = np.searchsorted(keys, mask.astype(np.uint64, copy=False))
+    position[keys[np.minimum(position, keys.size - 1)] != mask] = 0
+    return lookup[position]
+
+
+def class_map_dtype(n_classes: int) -> np.dtype:
+    """uint8 when class index + 1 fits (up to 254 classes), else uint16."""
+    return np.dtype(np.uint8 if n_classes <= 254 else np.uint16)
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The prediction for every object of one image.
+
+    Attributes
+    ----------
+    class_map : ndarray, shape of the mask, uint8 (uint16 past 254 classes)
+        0 on background, ``k + 1`` on the pixels of an object of class index ``k``.
+    objects : pandas.DataFrame
+        One row per object, sorted by label: ``label``, ``class`` (name), ``confidence`` (top
+        probability), ``p_<class>`` for every class (softmax probabilities, summing to 1),
+        ``margin`` (top probability minus the second), ``entropy`` (of the probabilities, in
+        nats; 0 = certain, ln K = uniform), then the centroid and bounding-box columns of
+        :func:`~svetlana_core.objects.object_table` and ``area``.
+    classes : tuple of str
+        Class names in index order.
+    timings : dict of str to float
+        Seconds spent in ``objects`` (object table), ``normalise`` (estimating the image's
+        percentiles), ``crop`` (normalising bands and cutting patches), ``forward`` (the
+        module calls only; on a GPU the calls are asynchronous, so it is mostly counted in
+        ``collect``), ``collect`` (softmax and copies back), ``maps`` (class map and table),
+        ``total``.
+    mask : ndarray
+        The mask the prediction was made on (a reference, not a copy), for
+        :attr:`confidence_map`.
+    """
+
+    class_map: np.ndarray
+    objects: pd.DataFrame
+    classes: tuple[str, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    mask: np.ndarray | None = field(default=None, repr=False)
+
+    @cached_property
+    def confidence_map(self) -> np.ndarray:
+        """float32 map, shape of the mask: each object's confidence on its pixels, 0 elsewhere.
+
+        Built from the mask on first access (a 256 MB array for 8000 × 8000), then kept.
+        """
+        return _paint(
+            self.mask,
+            self.objects["label"].to_numpy(),
+            self.objects["confidence"].to_numpy(np.float32),
+            np.float32,
+        )
+
+
+def _uncertainty(probabilities: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Class index, confidence, margin and entropy (nats) of probability rows (N, K)."""
+    p = probabilities.astype(np.float64)
+    index = p.argmax(axis=1)
+    confidence = p.max(axis=1)
+    if p.shape[1] > 1:
+        second = np.partition(p, p.shape[1] - 2, axis=1)[:, -2]
+    else:
+        second = np.zeros_like(confidence)
+    log = np.log(p, out=np.zeros_like(p), where=p > 0)
+    entropy = -(p * log).sum(axis=1)
+    return index, confidence, confidence - second, entropy
+
+
+def predict_image(
+    model: LoadedModel,
+    image: np.ndarray | None,
+    mask: np.ndarray,
+    batch_size: int | None = None,
+    chunk_objects: int | None = None,
+    device: str | torch.device | None = None,
+    table: pd.DataFrame | None = None,
+) -> Prediction:
+    """Classify every object of one image.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        From :func:`svetlana_core.models.load_model` (its ``module`` in eval mode).
+    image : ndarray, shape (C, rows, columns) or (C, planes, rows, columns), or None
+        Channel-first image, any integer or float dtype, with the model's number of channels;
+        None for a mask-only model. Not modified.
+    mask : ndarray of int, shape (rows, columns) or (planes, rows, columns)
+        Label mask, 0 = background; labels need not be contiguous. Not modified; the returned
+        prediction keeps a reference to it for :attr:`Prediction.confidence_map`.
+    batch_size : int, optional
+        Patches per forward pass. Default :data:`CPU_BATCH_SIZE` (16) on a CPU, where a batch
+        whose activation maps stay in the caches runs faster than a big one (the default CNN
+        on 64 × 64 patches: 0.45-0.53 ms a patch with 16, 0.45-1.08 with 32, 1.34-1.41 with
+        256; bench/RESULTS.md "## prediction"), :data:`GPU_BATCH_SIZE` (256) on a GPU.
+    chunk_objects : int, optional
+        Objects whose patches are cut at a time. Default: as many as fill
+        :data:`CHUNK_BYTES` (16 MiB) of patches, rounded down to whole batches (512 for
+        64 × 64 patches with one image channel); chunks that size reuse freed memory, bigger
+        ones cost fresh pages every time (0.31 s against 0.19 s of cropping for 10,000
+        objects). Memory holds one chunk and one batch of patches. The result does not depend
+        on it.
+    device : str or torch.device, optional
+        Where to run the network; default the model's device. The network runs as a copy
+        (BatchNorm folded into the convolutions, see :func:`_inference_module`) on that
+        device; the model itself is neither changed nor moved.
+    table : pandas.DataFrame, optional
+        :func:`~svetlana_core.objects.object_table` of ``mask``, when the caller has it.
+
+    Returns
+    -------
+    Prediction
+
+    Raises
+    ------
+    InputError
+        If the mask is not an integer 2D/3D array, the image's channels or shape do not fit
+        the model or the mask, or batch_size / chunk_objects are not positive integers.
+
+    Examples
+    --------
+    >>> prediction = predict_image(model, image, mask)          # doctest: +SKIP
+    >>> prediction.objects[["label", "class", "confidence"]]     # doctest: +SKIP
+    """
+    tic = time.perf_counter()
+    for name, value in (("batch_size", batch_size), ("chunk_objects", chunk_objects)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{name} must be a positive integer; got {value!r}")
+    spec = _spec(model)
+    image = None if image is None else np.asarray(image)
+    mask = np.asarray(mask)
+    _check_inputs(spec, image, mask)
+    timings = {"objects": 0.0, "normalise": 0.0, "crop": 0.0, "forward": 0.0, "collect": 0.0}
+
+    if table is None:
+        table = object_table(mask)
+    elif not table["label"].is_monotonic_increasing:
+        table = table.sort_values("label", kind="stable")
+    table = table.reset_index(drop=True)
+    timings["objects"] = time.perf_counter() - tic
+
+    target = _device_of(model.module) if device is None else torch.device(device)
+    cuda = target.type == "cuda"
+    if batch_size is None:
+        batch_size = GPU_BATCH_SIZE if target.type != "cpu" else CPU_BATCH_SIZE
+    if chunk_objects is None:
+        patch_bytes = 4 * (spec.image_channels + 1) * int(np.prod(spec.size))
+        chunk_objects = max(1, CHUNK_BYTES // patch_bytes // batch_size) * batch_size
+    # Channels-last in 2D, as load_model lays out the weights: oneDNN and cuDNN run it faster,
+    # and batches already in that layout save the network a conversion per layer.
+    layout = torch.channels_last if spec.spatial_dims == 2 else torch.contiguous_format
+    module = _inference_module(model.module, target, layout)
+
+    n = len(table)
+    probabilities = np.empty((n, len(spec.classes)), dtype=np.float32)
+    if n:
+        mark = time.perf_counter()
+        cropper = _Cropper(spec, image, mask, table)
+        timings["normalise"] = time.perf_counter() - mark
+        waiting: list[tuple[slice, torch.Tensor]] = []
+
+        def collect() -> None:
+            mark = time.perf_counter()
+            for rows, p in waiting:
+                probabilities[rows] = p.cpu().numpy()
+            waiting.clear()
+            timings["collect"] += time.perf_counter() - mark
+
+        with torch.inference_mode(), _freed_memory_kept():
+            for rows, batch, crop_time in _batches(cropper, n, batch_size, chunk_objects):
+                timings["crop"] += crop_time
+                x = torch.from_numpy(batch).contiguous(memory_format=layout)
+                if cuda:
+                    x = x.pin_memory().to(target, non_blocking=True)
+                mark = time.perf_counter()
+                logits = module(x)
+                timings["forward"] += time.perf_counter() - mark
+                mark = time.perf_counter()
+                waiting.append((rows, torch.softmax(logits.float(), dim=1)))
+                timings["collect"] += time.perf_counter() - mark
+                # On a GPU, copy back once per chunk so the device keeps working meanwhile.
+                if not cuda or sum(len(p) for _, p in waiting) >= chunk_objects:
+                    collect()
+            collect()
+
+    mark = time.perf_counter()
+    index, confidence, margin, entropy = _uncertainty(probabilities)
+    names = np.asarray(spec.classes, dtype=object)
+    columns: dict[str, Any] = {
+        "label": table["label"].to_numpy(np.int64),
+        "class": names[index] if n else np.empty(0, dtype=object),
+        "confidence": confidence,
+    }
+    for k, name in enumerate(spec.classes):
+        columns[f"p_{name}"] = probabilities[:, k].astype(np.float64)
+    columns["margin"] = margin
+    columns["entropy"] = entropy
+    objects = pd.DataFrame(columns)
+    geometry = [c for c in table.columns if c not in ("label", "area")]
+    objects = pd.concat([objects, table[geometry], table[["area"]]], axis=1)
+
+    labels = objects["label"].to_numpy()
+    class_map = _paint(mask, labels, (index + 1), class_map_dtype(len(spec.classes)))
+    timings["maps"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - tic
+    return Prediction(
+        class_map=class_map, objects=objects, classes=spec.classes, timings=timings, mask=mask
+    )

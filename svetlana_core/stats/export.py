@@ -1,0 +1,86 @@
+"""Export result tables as CSV files and one XLSX workbook."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+import pandas as pd
+from svetlana_core import io
+from svetlana_core.io.write import _index_is_data
+from svetlana_core.errors import InputError
+
+# Characters Excel refuses in a sheet name, and its length limit.
+_SHEET_FORBIDDEN = set("[]:*?/\\")
+_SHEET_MAX_LENGTH = 31
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame]) -> Path:
+    """Write tables to one Excel workbook, one sheet each, atomically.
+
+    The workbook is written to a hidden temporary file in the same folder and then renamed
+    over `out_path`, so a reader never sees half a file and a failed export leaves any
+    previous file intact.
+
+    Parameters
+    ----------
+    out_path : str or PathLike
+        Path of the ``.xlsx`` file; its folder must exist.
+    sheets : Mapping of str to pandas.DataFrame
+        Sheet name -> table, in sheet order. A table's index is written only when it is named
+        (e.g. the row letters of :func:`plate_heatmap`); a plain 0..n-1 index is not.
+
+    Returns
+    -------
+    pathlib.Path
+        `out_path`.
+
+    Raises
+    ------
+    InputError
+        Not an ``.xlsx`` path, a missing folder, no sheets, a value that is not a DataFrame,
+        or a sheet name Excel refuses (empty, over 31 characters, one of ``[]:*?/\\``, a
+        leading or trailing apostrophe, or the same name twice ignoring case).
+    """
+    path = Path(out_path)
+    if path.suffix.lower() != ".xlsx":
+        raise InputError(f"export_tables writes .xlsx files, got out_path {str(path)!r}")
+    _check_sheets(sheets)
+
+    def write(handle) -> None:
+        with pd.ExcelWriter(handle, engine="openpyxl") as writer:
+            for name, table in sheets.items():
+                table.to_excel(writer, sheet_name=name, index=_index_is_data(table))
+
+    return io.atomic_write(path, write)
+
+
+def _check_sheets(sheets: Any) -> None:
+    if not isinstance(sheets, Mapping) or not sheets:
+        raise InputError(
+            f"sheets must be a non-empty mapping of sheet name -> DataFrame, got {sheets!r}"
+        )
+    seen: set[str] = set()
+    for name, table in sheets.items():
+        if not isinstance(name, str) or not name or len(name) > _SHEET_MAX_LENGTH:
+            raise InputError(
+                f"sheet name must have 1 to {_SHEET_MAX_LENGTH} characters, got {name!r}"
+            )
+        if _SHEET_FORBIDDEN & set(name) or name[0] == "'" or name[-1] == "'":
+            raise InputError(
+                f"sheet name {name!r} has a character Excel refuses "
+                f"({''.join(sorted(_SHEET_FORBIDDEN))} or a leading/trailing ')"
+            )
+        if name.lower() in seen:
+            raise InputError(f"sheet name {name!r} is used twice (Excel ignores case)")
+        seen.add(name.lower())
+        if not isinstance(table, pd.DataFrame):
+            raise InputError(
+                f"sheet {name!r} must be a pandas DataFrame, got {type(table).__name__}"
+            )
+
+

@@ -1,0 +1,93 @@
+"""The database schema as a list of migrations, and the queries that read its current rows."""
+
+from __future__ import annotations
+
+
+# Each entry takes the schema from version i to i + 1 (PRAGMA user_version). Append, never edit:
+# literal SQL only, so that a later change of a Python constant cannot alter an old migration.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            name TEXT UNIQUE NOT NULL,
+            path TEXT,
+            mask_path TEXT NOT NULL,
+            axes TEXT,
+            well TEXT,
+            added_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE classes (
+            id INTEGER PRIMARY KEY,
+            name TEXT UNIQUE NOT NULL,
+            colour TEXT NOT NULL,
+            position INTEGER NOT NULL
+        )""",
+        """CREATE TABLE annotations (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            label INTEGER NOT NULL CHECK (label > 0),
+            class_id INTEGER REFERENCES classes(id),
+            author TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN ('manual', 'correction', 'import', 'guided')),
+            created_at TEXT NOT NULL,
+            undoes INTEGER REFERENCES annotations(id)
+        )""",
+        # class_id makes the index covering for "current class per object" (label_counts).
+        "CREATE INDEX annotations_object ON annotations (image_id, label, id, class_id)",
+        "CREATE INDEX annotations_undoes ON annotations (undoes) WHERE undoes IS NOT NULL",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'stopped')),
+            config TEXT,
+            model_dir TEXT,
+            device TEXT,
+            error TEXT,
+            author TEXT NOT NULL DEFAULT '',
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            heartbeat_at TEXT,
+            summary TEXT
+        )""",
+        """CREATE TABLE epochs (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            epoch INTEGER NOT NULL,
+            metrics TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, epoch)
+        )""",
+        """CREATE TABLE predictions (
+            id INTEGER PRIMARY KEY,
+            model_dir TEXT NOT NULL,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            label INTEGER NOT NULL,
+            class TEXT,
+            confidence REAL,
+            probabilities TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX predictions_model_image ON predictions (model_dir, image_id, label)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_RUN_COLUMNS = (
+    "id", "kind", "status", "config", "model_dir", "device", "error", "author", "pid",
+    "created_at", "started_at", "finished_at", "heartbeat_at", "summary",
+)  # fmt: skip
+_RUN_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "created_at"}
+_RUN_JSON = frozenset({"config", "summary"})
+
+# The current row of every object: the highest annotation id per (image, label). SQLite answers
+# the GROUP BY from the (image_id, label, id) index without touching the table.
+_CURRENT_SQL = """
+    SELECT i.name AS image, a.label AS label, c.name AS class, a.author AS author,
+           a.created_at AS time, a.source AS source
+    FROM (SELECT MAX(id) AS id FROM annotations {where} GROUP BY image_id, label) AS last
+    JOIN annotations AS a ON a.id = last.id
+    JOIN classes AS c ON c.id = a.class_id
+    JOIN images AS i ON i.id = a.image_id
+"""
