@@ -60,17 +60,19 @@ and then only numpy arrays and plain Python values are let through (see :func:`r
 
 from svetlana_core.io.axes import guess_axes, to_canonical
 from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
-from svetlana_core.io.pairing import MASK_SUFFIXES, Pair, group_by_pattern, pair_files
+from svetlana_core.io.pairing import Files, MASK_SUFFIXES, Pair, folder_files, group_by_pattern, pair_files
 from svetlana_core.io.write import atomic_write, atomic_write_bytes, write_csv, write_tiff
 from svetlana_core.io.labels import read_labels_csv
 
 __all__ = [
+    'Files',
     'IMAGE_EXTENSIONS',
     'MASK_EXTENSIONS',
     'MASK_SUFFIXES',
     'Pair',
     'atomic_write',
     'atomic_write_bytes',
+    'folder_files',
     'group_by_pattern',
     'guess_axes',
     'load_pair',

@@ -23,6 +23,47 @@ class Pair:
     stem: str
 
 
+#: What a training or evaluation reads: image name -> (image path or None, mask path).
+Files = dict[str, tuple[Path | None, Path]]
+
+
+def folder_files(
+    images_dir: str | os.PathLike[str] | None, masks_dir: str | os.PathLike[str] | None = None
+) -> Files:
+    """The image/mask files of a folder, by image file name: the one resolver of folders.
+
+    Parameters
+    ----------
+    images_dir : path or None
+        Images, paired with their masks by :func:`pair_files`. None: mask-only data, every
+        mask file of ``masks_dir`` is an "image" named by its file name (hidden files skipped).
+    masks_dir : path, optional
+        Masks (default: the images folder).
+
+    Returns
+    -------
+    dict
+        ``{image file name: (image path or None, mask path)}``, sorted by name.
+
+    Raises
+    ------
+    InputError
+        A folder that does not exist, and everything :func:`pair_files` raises.
+    """
+    if images_dir is not None:
+        return {p.image.name: (p.image, p.mask) for p in pair_files(images_dir, masks_dir)}
+    if masks_dir is None:
+        raise InputError("mask-only data needs a mask folder")
+    masks = Path(masks_dir)
+    if not masks.is_dir():
+        raise InputError(f"mask folder {masks} does not exist or is not a folder")
+    return {
+        p.name: (None, p)
+        for p in sorted(masks.iterdir())
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in MASK_EXTENSIONS
+    }
+
+
 def pair_files(
     images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[str] | None = None
 ) -> list[Pair]:

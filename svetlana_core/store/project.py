@@ -429,6 +429,24 @@ class Project:
             )
             return _frame(cursor, {"id": "int64"})
 
+    def training_files(self) -> tuple[dict[str, tuple[str | None, str]], dict[str, str | None]]:
+        """The project as training and evaluation read it: files and axes by image name.
+
+        Returns
+        -------
+        files : dict
+            ``{image name: (image path or None for mask-only, mask path)}``.
+        axes : dict
+            ``{image name: axes of the image file or None}``.
+        """
+        images = self.images()
+        files, axes = {}, {}
+        for row in images.itertuples(index=False):
+            path = None if row.path is None or pd.isna(row.path) else str(row.path)
+            files[str(row.name)] = (path, str(row.mask_path))
+            axes[str(row.name)] = None if row.axes is None or pd.isna(row.axes) else str(row.axes)
+        return files, axes
+
     def image_id(self, image: str | int) -> int:
         """The id of an image given by name or id.
 
