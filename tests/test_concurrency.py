@@ -1,11 +1,11 @@
-"""Several people on one server: processes writing labels at once, two app sessions on one
-image, and trainings that queue for one device."""
+"""Several people on one server: two app sessions on one image.
+
+Processes writing labels at once are tested in tests/store/test_store_annotations.py,
+trainings that queue for one device in tests/jobs/test_jobs_worker.py.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -17,46 +17,6 @@ from svetlana_core.store import Project
 from ui import annotate
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# ------------------------------------------------------------------ processes
-
-
-def _annotate_worker(project: Project, worker: int, count: int, barrier) -> None:
-    barrier.wait()  # all processes start writing at the same moment
-    for label in range(1, count + 1):
-        project.annotate("A01.png", worker * 1000 + label, "live" if label % 2 else "dead",
-                         author=f"w{worker}")
-
-
-@pytest.mark.slow  # ~2 s of writing, 3-8 s with starting 4 spawned interpreters
-def test_four_processes_write_500_labels_each_without_losing_one(tmp_path):
-    project = Project.create(tmp_path / "project")
-    project.add_image(tmp_path / "A01.png", tmp_path / "A01.tif")
-    project.add_class("live")
-    project.add_class("dead")
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
-    workers = [context.Process(target=_annotate_worker, args=(project, worker, 500, barrier))
-               for worker in range(4)]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=120)
-    assert [process.exitcode for process in workers] == [0, 0, 0, 0]
-    table = project.labels()
-    assert len(table) == 2000
-    expected = {(worker * 1000 + label, "live" if label % 2 else "dead")
-                for worker in range(4) for label in range(1, 501)}
-    assert set(zip(table["label"], table["class"])) == expected
-    assert table.groupby("author").size().to_dict() == {"w0": 500, "w1": 500, "w2": 500,
-                                                        "w3": 500}
-    with closing(sqlite3.connect(project.db_path)) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM annotations").fetchone()[0] == 2000
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
-# ------------------------------------------------------------------ two app sessions
 
 
 def _annotate_session(project: str, image: str):
@@ -179,10 +139,3 @@ def test_two_guided_sessions_on_one_image_are_shown_different_objects(tmp_path, 
     labelled = set(project.labels(image)["label"])
     assert [_shown_object(at) for at in (a, b)] == [
         annotate.next_object(table, labelled, set(), seed=seed) for seed in seeds]
-
-
-# ------------------------------------------------------------------ trainings on one device
-
-# Two trainings requested on one device run one after the other, both ending "done": see
-# tests/test_jobs.py test_two_jobs_run_to_done_one_after_the_other (not repeated here: each
-# training spawns a worker that imports torch, ~7 s).

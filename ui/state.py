@@ -12,14 +12,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from svetlana_core import io
+from svetlana_core import store
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+
+# The data-root rules are the core's (svetlana_core.store.roots), so that the job API applies
+# the same ones; pages keep reaching them through ui.state.
+from svetlana_core.store import (  # noqa: F401
+    DATA_ROOT_ENV,
+    DEFAULT_DATA_ROOT,
+    pairs_inside_roots,
+    resolve_inside_roots,
+)
 from ui import auth
 
-#: Environment variable with the data roots, separated by ``os.pathsep`` (":" on Linux).
-DATA_ROOT_ENV = "SVETLANA_DATA_ROOT"
-DEFAULT_DATA_ROOT = "./workspace"
 #: Environment variable naming the request header a trusted reverse proxy sets to the user.
 USER_HEADER_ENV = "SVETLANA_USER_HEADER"
 #: Session-state keys of the sidebar's name field and of the name kept across pages.
@@ -29,17 +35,11 @@ DEMO_NAME = "demo"
 
 
 def data_roots() -> list[Path]:
-    """The folders the server may read from and write projects into (resolved, created)."""
-    raw = os.environ.get(DATA_ROOT_ENV, DEFAULT_DATA_ROOT)
-    roots = []
-    for part in raw.split(os.pathsep):
-        if part.strip():
-            root = Path(part.strip()).expanduser().resolve()
-            roots.append(root)
-    if not roots:
-        roots = [Path(DEFAULT_DATA_ROOT).resolve()]
-    roots[0].mkdir(parents=True, exist_ok=True)
-    return roots
+    """The folders the server may read from and write projects into (resolved, created).
+
+    The rules live in :mod:`svetlana_core.store.roots`, so the job API applies the same ones.
+    """
+    return store.data_roots(create=True)
 
 
 def projects_dir() -> Path:
@@ -47,81 +47,6 @@ def projects_dir() -> Path:
     folder = data_roots()[0] / PROJECTS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def resolve_inside_roots(path: str | Path, roots: list[Path] | None = None) -> Path:
-    """Resolve a user-given folder and refuse it unless it stays inside a data root.
-
-    A relative path is looked up in each root in turn (the first where it exists wins, else
-    the first root). ``..`` that climbs out, absolute paths elsewhere, ``~`` and symlinks
-    that lead out of the roots are refused with :class:`InputError`: the server's files
-    outside the lab's data folders are never listed or read.
-    """
-    roots = [Path(r).resolve() for r in (roots or data_roots())]
-    text = str(path).strip()
-    if text.startswith("~"):
-        # expanduser would open the server account's home folder, never a data root.
-        raise InputError(f"folder {text} starts with '~': give a path inside the data roots "
-                         f"({_shown(roots)})")
-    if "\x00" in text:
-        raise InputError(f"folder {text!r} contains a NUL character")
-    candidate = Path(text)
-    if not candidate.is_absolute():
-        candidates = [root / candidate for root in roots]
-        candidate = next((c for c in candidates if c.exists()), candidates[0])
-    try:
-        resolved = candidate.resolve()
-    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long
-        raise InputError(f"folder {text} cannot be resolved: {error}") from None
-    if not _inside(resolved, roots):
-        raise InputError(f"folder {text} is outside the data roots ({_shown(roots)})")
-    return resolved
-
-
-def pairs_inside_roots(pairs: list[io.Pair], roots: list[Path] | None = None
-                       ) -> tuple[list[io.Pair], list[str]]:
-    """Keep the pairs whose image and mask files resolve inside a data root.
-
-    A folder inside a root may hold a symlink to a file elsewhere (``/etc/…``, another
-    lab's share); :func:`resolve_inside_roots` checks the folder only, so each file is
-    checked here too.
-
-    Returns
-    -------
-    kept : list of Pair
-        The pairs whose two files stay inside the roots, in their order.
-    skipped : list of str
-        One message per pair left out, naming the file and where it leads.
-
-    Raises
-    ------
-    InputError
-        When every pair leads outside the roots.
-    """
-    roots = [Path(r).resolve() for r in (roots or data_roots())]
-    kept, skipped = [], []
-    for pair in pairs:
-        resolved = (("image", pair.image, pair.image.resolve()),
-                    ("mask", pair.mask, pair.mask.resolve()))
-        outside = [entry for entry in resolved if not _inside(entry[2], roots)]
-        if outside:
-            what, path, target = outside[0]
-            skipped.append(f"{what} {path.name} is a link to {target}, outside the data "
-                           f"roots: pair {pair.stem} skipped")
-        else:
-            kept.append(pair)
-    if pairs and not kept:
-        raise InputError(f"every file pair leads outside the data roots ({_shown(roots)}); "
-                         f"first: {skipped[0]}")
-    return kept, skipped
-
-
-def _inside(resolved: Path, roots: list[Path]) -> bool:
-    return any(resolved == root or root in resolved.parents for root in roots)
-
-
-def _shown(roots: list[Path]) -> str:
-    return ", ".join(str(r) for r in roots)
 
 
 def list_projects() -> list[str]:

@@ -7,6 +7,12 @@ device, one row per epoch, heartbeat, the model folder, the error) and the page 
 store; the store, not the process object, is the truth, so a reloaded page or another user
 sees the same job.
 
+Modules: :mod:`~svetlana_core.jobs.submit` is the API the app calls (submit, status, wait,
+cancel, reap, shutdown); :mod:`~svetlana_core.jobs.worker` is the process (heartbeat, device
+lock, cancel flag, final status); :mod:`~svetlana_core.jobs.tasks` is what a worker runs;
+:mod:`~svetlana_core.jobs.sources` the typed data sources (:class:`ProjectSource`,
+:class:`FoldersSource`, :class:`FolderSource`) and the dicts a run's config stores.
+
 Life of a run (``runs.status``)::
 
     queued --(device lock acquired)--> running --> done | stopped | failed
@@ -28,10 +34,13 @@ at the same moment.
 
 Cancelling
 ----------
-:func:`request_cancel` marks the run in the store (``summary["cancel_requested"]``; the runs
-table has no cancel column yet); the worker polls the store at most every
-:data:`POLL_S` seconds between batches, so training stops within one batch, saves the best
-weights so far and ends ``stopped``. ``SIGTERM`` and ``SIGINT`` do the same.
+:func:`request_cancel` sets the run's ``cancel_requested`` column, in a statement of its own
+that no progress write of the worker touches (it used to live in the summary JSON, where a
+cancel landing between the worker's read and write of the summary was lost). The worker polls
+the column at most every :data:`POLL_S` seconds between batches, so training stops within one
+batch, saves the best weights so far and ends ``stopped``. ``SIGTERM`` and ``SIGINT`` do the
+same. Marking a dead worker's run failed is conditional in the same way
+(:meth:`svetlana_core.store.Project.fail_run`).
 
 Exit of the submitting process
 ------------------------------
@@ -43,24 +52,34 @@ without saving.
 No torch here at import time: the worker imports :mod:`svetlana_core.training` itself.
 """
 
-from svetlana_core.jobs.control import HEARTBEAT_S, LOCK_DIR_ENV, POLL_S, lock_dir
-from svetlana_core.jobs.submit import FINAL_STATUSES, JOB_KINDS, PREDICT_SOURCE_KINDS, SOURCE_KINDS, STALE_AFTER_S, job_status, reap_dead_jobs, request_cancel, shutdown_workers, submit_prediction, submit_training, wait
+from svetlana_core.jobs.sources import FolderSource, FoldersSource, PREDICT_SOURCE_KINDS, PredictionSource, ProjectSource, SOURCE_KINDS, Source, TrainingSource, prediction_source, source_from_dict, training_source
+from svetlana_core.jobs.worker import HEARTBEAT_S, LOCK_DIR_ENV, POLL_S, lock_dir
+from svetlana_core.jobs.submit import FINAL_STATUSES, JOB_KINDS, STALE_AFTER_S, job_status, reap_dead_jobs, request_cancel, shutdown_workers, submit_prediction, submit_training, wait
 
 __all__ = [
     'FINAL_STATUSES',
+    'FolderSource',
+    'FoldersSource',
     'HEARTBEAT_S',
     'JOB_KINDS',
     'LOCK_DIR_ENV',
     'POLL_S',
     'PREDICT_SOURCE_KINDS',
+    'PredictionSource',
+    'ProjectSource',
     'SOURCE_KINDS',
     'STALE_AFTER_S',
+    'Source',
+    'TrainingSource',
     'job_status',
     'lock_dir',
+    'prediction_source',
     'reap_dead_jobs',
     'request_cancel',
     'shutdown_workers',
+    'source_from_dict',
     'submit_prediction',
     'submit_training',
+    'training_source',
     'wait',
 ]

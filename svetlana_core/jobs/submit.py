@@ -1,46 +1,11 @@
-"""Long work (training, batch prediction) in a worker process that reports to the project store.
+"""The job API the app calls: submit a training or a prediction, follow it, cancel it.
 
-The app never trains in its own process: a thread of the Streamlit server slows every click
-(FIELD-NOTES), so :func:`submit_training` (and :func:`submit_prediction`) starts a *spawned*
-process and returns a run id at once. The worker writes everything to the store (status, pid,
-device, one row per epoch, heartbeat, the model folder, the error) and the page polls the
-store; the store, not the process object, is the truth, so a reloaded page or another user
-sees the same job.
-
-Life of a run (``runs.status``)::
-
-    queued --(device lock acquired)--> running --> done | stopped | failed
-    queued --(cancelled while waiting)--> stopped
-    queued | running --(worker gone, reap_dead_jobs)--> failed "worker died"
-
-One queue per device
---------------------
-Two trainings on one GPU (or on the two cores of a small server) are slower together than one
-after the other, and can run out of memory. A worker therefore takes an exclusive
-``fcntl.flock`` on ``<lock dir>/<device>.lock`` before it starts, and holds it until its final
-status is written. The lock dir is ``$SVETLANA_LOCK_DIR``, by default
-``<system temp dir>/svetlana-locks``: one folder for the whole machine, so jobs of *different
-projects* on one GPU queue too. The kernel drops the lock when the process dies, so a crashed
-worker never blocks the queue. Locks are per machine (POSIX only). Waiting workers poll the
-lock, so with several waiting the first to find the device free takes it, not necessarily the
-first submitted; a worker cancelled while waiting never starts, even when the device frees
-at the same moment.
-
-Cancelling
-----------
-:func:`request_cancel` marks the run in the store (``summary["cancel_requested"]``; the runs
-table has no cancel column yet); the worker polls the store at most every
-:data:`POLL_S` seconds between batches, so training stops within one batch, saves the best
-weights so far and ends ``stopped``. ``SIGTERM`` and ``SIGINT`` do the same.
-
-Exit of the submitting process
-------------------------------
-:func:`shutdown_workers` is registered with :mod:`atexit`: it sends ``SIGTERM`` to the workers
-this process started (they stop and save), waits for them, and kills what is left. Without it
-multiprocessing would wait for a non-daemon worker at exit, and a daemonic one would be killed
-without saving.
-
-No torch here at import time: the worker imports :mod:`svetlana_core.training` itself.
+:func:`submit_training` and :func:`submit_prediction` check their arguments, record a
+``queued`` run in the project and start a spawned worker process (:mod:`svetlana_core.jobs.worker`)
+that does the rest; they return the run id at once. The store is the truth about a run:
+:func:`job_status` and :func:`wait` read it, :func:`request_cancel` writes its cancel flag,
+:func:`reap_dead_jobs` marks the runs of vanished workers failed, and :func:`shutdown_workers`
+stops this process's workers when it exits.
 """
 
 from __future__ import annotations
@@ -50,71 +15,39 @@ import json
 import multiprocessing
 import multiprocessing.util  # registers its atexit join first, so ours runs before it
 import os
-import re
 import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from svetlana_core import store
 from svetlana_core.errors import InputError
-from svetlana_core.store import Project, utc_now
-from svetlana_core.jobs.worker import _run_prediction_job, _run_training_job
+from svetlana_core.jobs.sources import (
+    PredictionSource,
+    TrainingSource,
+    _check_inside_roots,
+    prediction_source,
+    training_source,
+)
+from svetlana_core.jobs.worker import _run_job
+from svetlana_core.store import Project
 
 #: A queued or running run whose heartbeat is older than this (seconds) is dead.
 STALE_AFTER_S = 120.0
 FINAL_STATUSES = ("done", "failed", "stopped")
-SOURCE_KINDS = ("project", "folders")
 JOB_KINDS = ("cnn", "rf")
-PREDICT_SOURCE_KINDS = ("project", "folder")
 
 # Workers started by this process: (project folder, run id) -> Process.
 _WORKERS: dict[tuple[str, int], multiprocessing.process.BaseProcess] = {}
 _WORKERS_LOCK = threading.Lock()
 
 
-
-
-def _check_source(source: Mapping[str, Any] | None) -> dict[str, Any]:
-    source = {"kind": "project"} if source is None else dict(source)
-    kind = source.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise InputError(
-            f"source kind {kind!r} is not valid; choose one of {', '.join(SOURCE_KINDS)}"
-        )
-    if kind == "folders":
-        allowed = {"kind", "images", "masks", "labels", "axes", "group_pattern"}
-        unknown = sorted(set(source) - allowed)
-        if unknown:
-            raise InputError(
-                f"folders source got unknown key(s) {unknown}; valid: {sorted(allowed)}"
-            )
-        for key in ("masks", "labels"):
-            if not source.get(key):
-                raise InputError(f"folders source needs {key!r} (a path)")
-        source = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in source.items()}
-    else:
-        allowed = {"kind", "group_pattern"}
-        unknown = sorted(set(source) - allowed)
-        if unknown:
-            raise InputError(
-                f"project source got unknown key(s) {unknown}; valid: {sorted(allowed)}"
-            )
-    pattern = source.get("group_pattern")
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except (re.error, TypeError) as error:
-            raise InputError(
-                f"group_pattern {pattern!r} is not a valid regular expression: {error}"
-            ) from None
-    return source
-
-
 def submit_training(
     project_dir: str | os.PathLike,
     config_dict: Mapping[str, Any],
-    source: Mapping[str, Any] | None = None,
+    source: TrainingSource | Mapping[str, Any] | None = None,
     out_name: str | None = None,
     author: str = "",
     kind: str = "cnn",
@@ -131,12 +64,12 @@ def submit_training(
         worker: a bad value ends the run ``failed`` with the message). For ``kind="rf"``: the
         keyword arguments of :func:`svetlana_core.baseline.train_baseline` plus
         ``val_fraction`` and ``seed``.
-    source : mapping, optional
-        ``{"kind": "project"}`` (default: the project's current labels) or
-        ``{"kind": "folders", "images": dir or None, "masks": dir, "labels": csv,
-        "axes": None}``. Either may add ``"group_pattern"``: a regular expression whose first
-        group (or whole match) in the image name is the split group, e.g. ``r"train_(\\d+)_"``
-        for CoNSeP source images.
+    source : ProjectSource, FoldersSource or mapping, optional
+        What to train on (:mod:`svetlana_core.jobs.sources`); default the project's current
+        labels. The dict forms ``{"kind": "project"}`` and ``{"kind": "folders", "images":
+        dir or None, "masks": dir, "labels": csv, "axes": None}`` are accepted too. Either
+        may set ``group_pattern``. When ``$SVETLANA_DATA_ROOT`` is set, folders and files
+        outside the data roots are refused (:mod:`svetlana_core.store.roots`).
     out_name : str, optional
         Model folder name under ``models/`` (default ``run<id>-<time>``).
     author : str
@@ -151,7 +84,8 @@ def submit_training(
     Raises
     ------
     InputError
-        Unknown kind or source, a config that is not a mapping, a bad model folder name.
+        Unknown kind or source, a config that is not a mapping, a bad model folder name, a
+        folder outside the data roots.
     """
     if kind not in JOB_KINDS:
         raise InputError(f"job kind {kind!r} is not valid; choose one of {', '.join(JOB_KINDS)}")
@@ -160,31 +94,23 @@ def submit_training(
     if out_name is not None and (not isinstance(out_name, str) or not out_name.strip()
                                  or Path(out_name).name != out_name or out_name.startswith(".")):
         raise InputError(f"out_name={out_name!r} is not valid: give a plain folder name")
-    source = _check_source(source)
+    source = training_source(source)
+    _check_roots(source)
     project = Project.open(project_dir)
     run_id = project.create_run(
         "train" if kind == "cnn" else "train-rf",
-        {"kind": kind, "config": dict(config_dict), "source": source, "out_name": out_name},
+        {"kind": kind, "config": dict(config_dict), "source": source.to_dict(),
+         "out_name": out_name},
         author=author,
     )
-    _start_worker(project, run_id, _run_training_job, f"svetlana-train-{run_id}")
+    _start_worker(project, run_id, f"svetlana-train-{run_id}")
     return run_id
-
-
-def _start_worker(project: Project, run_id: int, target: Any, name: str) -> None:
-    context = multiprocessing.get_context("spawn")
-    process = context.Process(target=target, args=(os.fspath(project.folder), run_id),
-                              name=name, daemon=False)
-    process.start()
-    project.update_run(run_id, pid=process.pid)
-    with _WORKERS_LOCK:
-        _WORKERS[(os.fspath(project.folder), run_id)] = process
 
 
 def submit_prediction(
     project_dir: str | os.PathLike,
     model_dir: str | os.PathLike,
-    source: Mapping[str, Any],
+    source: PredictionSource | Mapping[str, Any],
     out_dir: str | os.PathLike,
     force: bool = False,
     author: str = "",
@@ -202,9 +128,12 @@ def submit_prediction(
     project_dir : path
     model_dir : path
         A model folder.
-    source : mapping
-        ``{"kind": "project", "images": [names] or None (all)}`` or
-        ``{"kind": "folder", "images": dir, "masks": dir or None, "axes": None}``.
+    source : ProjectSource, FolderSource or mapping
+        ``ProjectSource(images=[names] or None (all))`` or ``FolderSource(images, masks=None,
+        axes=None)``; or the dict forms ``{"kind": "project", "images": ...}`` and
+        ``{"kind": "folder", "images": dir, "masks": dir or None, "axes": None}``. When
+        ``$SVETLANA_DATA_ROOT`` is set, a folder (or a file in it) outside the data roots is
+        refused (:mod:`svetlana_core.store.roots`).
     out_dir : path
         Output folder of :func:`~svetlana_core.predict.predict_many` (it resumes there).
     force : bool
@@ -215,57 +144,69 @@ def submit_prediction(
     -------
     int
         The run id. Cancel with :func:`request_cancel` (stops after the current image).
+
+    Raises
+    ------
+    InputError
+        An unknown source kind, a folder source without images, a folder outside the data
+        roots.
     """
-    source = dict(source) if isinstance(source, Mapping) else source
-    if not isinstance(source, dict) or source.get("kind") not in PREDICT_SOURCE_KINDS:
-        kind = source.get("kind") if isinstance(source, dict) else source
-        raise InputError(f"prediction source kind {kind!r} is not valid; choose one of "
-                         f"{', '.join(PREDICT_SOURCE_KINDS)}")
-    if source["kind"] == "folder" and not source.get("images"):
-        raise InputError("folder source needs 'images' (a folder)")
-    source = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in source.items()}
+    source = prediction_source(source)
+    _check_roots(source)
     project = Project.open(project_dir)
     run_id = project.create_run(
         "predict",
-        {"kind": "predict", "model_dir": os.fspath(model_dir), "source": source,
+        {"kind": "predict", "model_dir": os.fspath(model_dir), "source": source.to_dict(),
          "out_dir": os.fspath(out_dir), "force": bool(force), "device": device},
         author=author,
     )
-    _start_worker(project, run_id, _run_prediction_job, f"svetlana-predict-{run_id}")
+    _start_worker(project, run_id, f"svetlana-predict-{run_id}")
     return run_id
+
+
+def _check_roots(source: TrainingSource | PredictionSource) -> None:
+    roots = store.configured_roots()
+    if roots is not None:
+        _check_inside_roots(source, roots)
+
+
+def _start_worker(project: Project, run_id: int, name: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=_run_job, args=(os.fspath(project.folder), run_id),
+                              name=name, daemon=False)
+    process.start()
+    project.update_run(run_id, pid=process.pid)
+    with _WORKERS_LOCK:
+        _WORKERS[(os.fspath(project.folder), run_id)] = process
 
 
 def request_cancel(project_dir: str | os.PathLike, run_id: int) -> bool:
     """Ask a queued or running job to stop; it ends ``stopped`` with the best model so far.
+
+    The run's ``cancel_requested`` flag is set in a statement of its own
+    (:meth:`Project.request_cancel`); the worker polls it at most every
+    :data:`~svetlana_core.jobs.POLL_S` seconds.
 
     Returns
     -------
     bool
         False when the run had already ended (nothing to cancel).
     """
-    project = Project.open(project_dir)
-    record = project.run(run_id)
-    if record["status"] in FINAL_STATUSES:
-        return False
-    summary = dict(record["summary"] or {})
-    summary.update(cancel_requested=True, cancel_requested_at=utc_now())
-    project.update_run(run_id, summary=summary)
-    return True
+    return Project.open(project_dir).request_cancel(run_id)
 
 
 def job_status(project_dir: str | os.PathLike, run_id: int) -> dict[str, Any]:
-    """The run's record from the store, plus ``epochs`` (rows so far) and ``cancel_requested``.
+    """The run's record from the store, plus ``epochs`` (rows so far).
 
     Returns
     -------
     dict
         ``id, kind, status, config, model_dir, device, error, author, pid, created_at,
-        started_at, finished_at, heartbeat_at, summary, epochs, cancel_requested``.
+        started_at, finished_at, heartbeat_at, summary, cancel_requested, epochs``.
     """
     project = Project.open(project_dir)
     record = project.run(run_id)
     record["epochs"] = len(project.epochs(run_id))
-    record["cancel_requested"] = bool((record["summary"] or {}).get("cancel_requested"))
     return record
 
 
@@ -294,7 +235,9 @@ def reap_dead_jobs(
 
     A worker is gone when its process no longer exists, or when its heartbeat is older than
     ``stale_after_s`` (a hung or frozen worker; also a worker on another machine that shares
-    the project folder, whose pid means nothing here).
+    the project folder, whose pid means nothing here). The change is conditional
+    (:meth:`Project.fail_run`): a worker that writes its final status (or beats) after the
+    run was read here keeps what it wrote.
 
     Returns
     -------
@@ -307,27 +250,29 @@ def reap_dead_jobs(
     reaped = []
     for run_id in runs.loc[runs["status"].isin(["queued", "running"]), "id"].tolist():
         record = project.run(run_id)
-        with _WORKERS_LOCK:
-            own = _WORKERS.get((os.fspath(project.folder), int(run_id)))
-        if own is not None:
-            alive = own.is_alive()
-        else:
-            alive = _pid_alive(record["pid"]) or (
-                record["pid"] is None and _age_s(record["created_at"]) < stale_after_s
-            )
-        beat = record["heartbeat_at"] or record["started_at"] or record["created_at"]
-        if alive and _age_s(beat) <= stale_after_s:
+        reason = _death(project, record, stale_after_s)
+        if reason is None:
             continue
-        reason = "worker died" if not alive else \
-            f"worker died (no heartbeat for {_age_s(beat):.0f} s)"
-        # Re-read: the worker may have written its final status in between.
-        record = project.run(run_id)
-        if record["status"] in FINAL_STATUSES:
-            continue
-        project.update_run(int(run_id), status="failed", finished_at=utc_now(),
-                           error=_with_kept_model(reason, record["model_dir"]))
-        reaped.append(int(run_id))
+        error = _with_kept_model(reason, record["model_dir"])
+        if project.fail_run(record["id"], error, heartbeat_at=record["heartbeat_at"]):
+            reaped.append(int(run_id))
     return reaped
+
+
+def _death(project: Project, record: dict[str, Any], stale_after_s: float) -> str | None:
+    """Why the worker of a queued or running run counts as dead, or None while it lives."""
+    with _WORKERS_LOCK:
+        own = _WORKERS.get((os.fspath(project.folder), int(record["id"])))
+    if own is not None:
+        alive = own.is_alive()
+    else:
+        alive = _pid_alive(record["pid"]) or (
+            record["pid"] is None and _age_s(record["created_at"]) < stale_after_s
+        )
+    beat = record["heartbeat_at"] or record["started_at"] or record["created_at"]
+    if alive and _age_s(beat) <= stale_after_s:
+        return None
+    return "worker died" if not alive else f"worker died (no heartbeat for {_age_s(beat):.0f} s)"
 
 
 def _with_kept_model(reason: str, model_dir: str | None) -> str:
@@ -394,7 +339,7 @@ def shutdown_workers(timeout: float = 20.0) -> None:
             if record["status"] not in FINAL_STATUSES:
                 error = _with_kept_model("worker stopped when the process that started it "
                                          "exited", record["model_dir"])
-                project.update_run(run_id, status="failed", finished_at=utc_now(), error=error)
+                project.fail_run(run_id, error, heartbeat_at=record["heartbeat_at"])
         except Exception:  # the project may be gone (a test's temp folder): nothing to record
             pass
 

@@ -1,15 +1,35 @@
-"""What a worker runs: a CNN or random-forest training, or a batch prediction."""
+"""What a worker runs: a CNN or random-forest training, or a batch prediction.
+
+Each task is called as ``task(project, run_id, spec, stop)`` with ``spec`` the run's stored
+config and ``stop`` an object whose ``is_set()`` says to stop (the worker's cancel flag). It
+returns an outcome ``{"status", "model_dir", "summary"[, "error"]}`` that the worker records;
+anything it raises ends the run ``failed`` with the message. Tasks report progress to the
+store themselves (epochs, the model folder once a checkpoint exists, images predicted).
+"""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from svetlana_core import io
 from svetlana_core.errors import InputError
+from svetlana_core.jobs.sources import FoldersSource, ProjectSource, source_from_dict
 from svetlana_core.store import Project
-from svetlana_core.jobs.control import _CancelFlag, _Cancelled
-from svetlana_core.io.pairing import group_by_pattern
+
+#: The three metrics a run's summary keeps, for the runs table.
+_SCORES = ("macro_f1", "balanced_accuracy", "accuracy")
+
+
+class _Stop(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class _Cancelled(Exception):
+    """Raised from a progress callback to abandon work that has no stop event."""
+
 
 def _model_folder(project: Project, run_id: int, out_name: str | None) -> Path:
     name = out_name or f"run{run_id:04d}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -19,19 +39,21 @@ def _model_folder(project: Project, run_id: int, out_name: str | None) -> Path:
     return folder
 
 
-def _train_cnn(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
+def _train_cnn(project: Project, run_id: int, spec: dict, flag: _Stop) -> dict[str, Any]:
     from svetlana_core import training
 
     config = training.TrainConfig.from_dict(spec["config"])
-    source = spec["source"]
-    group_by = group_by_pattern(source.get("group_pattern"))
-    if source["kind"] == "folders":
+    source = source_from_dict(spec["source"])
+    group_by = io.group_by_pattern(source.group_pattern)
+    if isinstance(source, FoldersSource):
         dataset = training.dataset_from_folders(
-            source.get("images"), source["masks"], source["labels"], config,
-            group_by=group_by, axes=source.get("axes"),
+            source.images, source.masks, source.labels, config,
+            group_by=group_by, axes=source.axes,
         )
     else:
-        dataset = training.dataset_from_project(project, config, group_by=group_by)
+        inputs = project.training_set()
+        dataset = training.dataset_from_files(inputs.files, inputs.labels, config, inputs.classes,
+                                              group_by, inputs.axes)
     out_dir = _model_folder(project, run_id, spec.get("out_name"))
 
     def on_epoch(record: dict) -> None:
@@ -51,40 +73,28 @@ def _train_cnn(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> 
             "text": run.summary, "best_epoch": run.best_epoch, "stop_reason": run.stop_reason,
             "seconds": round(run.seconds, 1), "n_train": run.split["n_train"],
             "n_val": run.split["n_val"], "split": run.split["note"],
-            **{k: run.metrics[k] for k in ("macro_f1", "balanced_accuracy", "accuracy")},
+            **{k: run.metrics[k] for k in _SCORES},
         },
     }
 
 
-def _train_rf(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
+def _train_rf(project: Project, run_id: int, spec: dict, flag: _Stop) -> dict[str, Any]:
     """Random-forest baseline on object features, scored on the same kind of grouped split."""
     from svetlana_core import baseline
-    from svetlana_core import io
 
     params = dict(spec["config"])
     val_fraction = params.pop("val_fraction", 0.2)
     seed = params.pop("seed", 0)
-    source = spec["source"]
-    if source["kind"] == "folders":
-        labels = io.read_labels_csv(source["labels"])
-        if source.get("images") is None:
-            files = {p.name: (None, p) for p in sorted(Path(source["masks"]).iterdir())
-                     if p.suffix.lower() in io.MASK_EXTENSIONS}
-        else:
-            files = {p.image.name: (p.image, p.mask)
-                     for p in io.pair_files(source["images"], source["masks"])}
-        axes = source.get("axes")
+    source = source_from_dict(spec["source"])
+    if isinstance(source, FoldersSource):
+        labels, files, axes = io.read_labels_csv(source.labels), source.files(), source.axes
     else:
-        labels = project.labels()
-        images = project.images().set_index("name")
-        files = {n: (images.loc[n, "path"] if isinstance(images.loc[n, "path"], str) else None,
-                     images.loc[n, "mask_path"])
-                 for n in labels["image"].unique()}
-        axes = None
+        # axes stay None: train_from_labels reads every image with one axes string
+        labels, (files, _), axes = project.labels(), project.training_files(), None
     out_dir = _model_folder(project, run_id, spec.get("out_name"))  # fails before the work
     result = baseline.train_from_labels(
         files, labels, val_fraction=val_fraction, seed=seed,
-        group_by=group_by_pattern(source.get("group_pattern")), axes=axes, stop=flag, **params)
+        group_by=io.group_by_pattern(source.group_pattern), axes=axes, stop=flag, **params)
     if result is None:
         return {"status": "stopped", "model_dir": None,
                 "summary": {"text": "stopped while computing features"}}
@@ -92,37 +102,16 @@ def _train_rf(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> d
     summary = {"text": f"random forest on {result.n_train} objects; validation on "
                        f"{result.n_val}", "n_train": result.n_train, "n_val": result.n_val}
     if result.metrics:
-        summary.update({k: result.metrics[k] for k in ("macro_f1", "balanced_accuracy",
-                                                       "accuracy")})
+        summary.update({k: result.metrics[k] for k in _SCORES})
     return {"status": "done", "model_dir": os.fspath(out_dir), "summary": summary}
 
 
-def _predict(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> dict[str, Any]:
-    import pandas as pd
-
+def _predict(project: Project, run_id: int, spec: dict, flag: _Stop) -> dict[str, Any]:
+    """Batch prediction; per-object results of project images also go to the store."""
     from svetlana_core import predict
 
-    source = spec["source"]
-    names: dict[str, str] = {}  # predict's image name (file name) -> project image name
-    if source["kind"] == "project":
-        images = project.images()
-        wanted = source.get("images")
-        if wanted is not None:
-            unknown = sorted(set(wanted) - set(images["name"]))
-            if unknown:
-                raise InputError(f"project has no image(s) {', '.join(unknown[:5])}")
-            images = images[images["name"].isin(wanted)]
-        pairs = []
-        for row in images.itertuples(index=False):
-            path = None if row.path is None or pd.isna(row.path) else row.path
-            pairs.append((path, row.mask_path))
-            names[Path(path if path is not None else row.mask_path).name] = row.name
-        if not pairs:
-            raise InputError("there are no images to predict")
-    else:
-        from svetlana_core import io
-
-        pairs = io.pair_files(source["images"], source.get("masks"))
+    source = source_from_dict(spec["source"])
+    pairs, names = _prediction_pairs(project, source)
     state = {"finished": 0, "total": len(pairs)}
 
     def progress(finished: int, total: int, name: str) -> None:
@@ -135,7 +124,8 @@ def _predict(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> di
     try:
         result = predict.predict_many(
             spec["model_dir"], pairs, spec["out_dir"], device=spec.get("device", "auto"),
-            force=spec.get("force", False), progress=progress, axes=source.get("axes"),
+            force=spec.get("force", False), progress=progress,
+            axes=getattr(source, "axes", None),
         )
     except _Cancelled:
         return {"status": "stopped", "model_dir": None,
@@ -144,6 +134,32 @@ def _predict(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> di
         for file_name, table in result.objects.groupby("image", sort=False):
             if file_name in names:
                 project.save_predictions(spec["model_dir"], names[file_name], table)
+    return _prediction_outcome(result, state)
+
+
+def _prediction_pairs(project: Project, source: Any) -> tuple[list[Any], dict[str, str]]:
+    """The ``(image, mask)`` pairs to predict, and predict's image name -> project image name.
+
+    ``predict_many`` names an image by its file name (the mask's for mask-only data); the
+    project may name it otherwise, and the stored predictions use the project's name.
+    """
+    if not isinstance(source, ProjectSource):
+        return io.pair_files(source.images, source.masks), {}
+    files, _ = project.training_files()
+    if source.images is not None:
+        unknown = sorted(set(source.images) - set(files))
+        if unknown:
+            raise InputError(f"project has no image(s) {', '.join(unknown[:5])}")
+        files = {name: pair for name, pair in files.items() if name in set(source.images)}
+    if not files:
+        raise InputError("there are no images to predict")
+    names = {Path(path if path is not None else mask).name: name
+             for name, (path, mask) in files.items()}
+    return list(files.values()), names
+
+
+def _prediction_outcome(result: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of a prediction that ran to the end: done, or failed if every image did."""
     failed = [f"{name}: {message}" for name, message in result.failed.items()]
     summary = {
         **state, "done": list(result.done), "skipped": list(result.skipped), "failed": failed,
@@ -154,3 +170,7 @@ def _predict(project: Project, run_id: int, spec: dict, flag: _CancelFlag) -> di
     everything_failed = failed and not result.done and not result.skipped
     return {"status": "failed" if everything_failed else "done", "model_dir": None,
             "summary": summary, "error": failed[0] if everything_failed else None}
+
+
+#: The task of each job kind (``spec["kind"]``).
+_TASKS = {"cnn": _train_cnn, "rf": _train_rf, "predict": _predict}

@@ -35,11 +35,18 @@ Storage choices, and why
 * **Append-only annotation log.** Every click is a new row; the current class of an object is its
   row with the highest id (``NULL`` class = removed). Undo appends a row too, so the history of
   every object survives, including who changed what and when.
+* **Writes from outside a run's worker are single conditional statements** (a cancel request,
+  marking a dead worker's run failed), so they never undo what the worker wrote meanwhile
+  (:mod:`svetlana_core.store.runs`).
 * **Timestamps** are ISO-8601 UTC strings with microseconds (``2024-05-01T12:00:00.123456+00:00``);
   they sort as text, so tables keep them as strings.
 * **Schema versions** live in ``PRAGMA user_version``. :data:`_MIGRATIONS` lists the statements
   that take the schema from version *i* to *i + 1*; opening a project applies the missing ones in
   one transaction. Later features append a migration; they never edit an old one.
+
+:class:`Project` is assembled from one mixin per table group (``images``, ``classes``,
+``annotations``, ``runs``, ``predictions`` modules); :mod:`svetlana_core.store.project` says why.
+:mod:`svetlana_core.store.roots` holds the data-root rules (which folders a server may read).
 
 Only the standard library ``sqlite3`` and pandas are used (no torch, no streamlit).
 """
@@ -48,16 +55,28 @@ from svetlana_core.store.connection import BUSY_TIMEOUT_S, DB_NAME, SYNCHRONOUS
 from svetlana_core.store.schema import SCHEMA_VERSION
 from svetlana_core.store.values import MAX_CLASSES, PALETTE, RUN_STATUSES, SOURCES, utc_now
 from svetlana_core.store.project import Project
+from svetlana_core.store.roots import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, Roots, check_files_inside_roots, configured_roots, data_roots, is_inside_roots, pairs_inside_roots, resolve_inside_roots
+from svetlana_core.store.annotations import TrainingSet
 
 __all__ = [
     'BUSY_TIMEOUT_S',
+    'DATA_ROOT_ENV',
     'DB_NAME',
+    'DEFAULT_DATA_ROOT',
     'MAX_CLASSES',
     'PALETTE',
     'Project',
     'RUN_STATUSES',
+    'Roots',
     'SCHEMA_VERSION',
     'SOURCES',
     'SYNCHRONOUS',
+    'TrainingSet',
+    'check_files_inside_roots',
+    'configured_roots',
+    'data_roots',
+    'is_inside_roots',
+    'pairs_inside_roots',
+    'resolve_inside_roots',
     'utc_now',
 ]

@@ -71,14 +71,25 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX predictions_model_image ON predictions (model_dir, image_id, label)",
     ),
+    (
+        # 2: a cancel request gets a column of its own. It was a key of the summary JSON, which
+        # the worker rewrites on every progress step, so a cancel that came between the
+        # worker's read and write of the summary was lost. Requests recorded the old way are
+        # carried over; json.dumps (the only writer of summaries) writes the key exactly so.
+        "ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0"
+        " CHECK (cancel_requested IN (0, 1))",
+        """UPDATE runs SET cancel_requested = 1
+            WHERE summary LIKE '%"cancel_requested": true%'""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _RUN_COLUMNS = (
     "id", "kind", "status", "config", "model_dir", "device", "error", "author", "pid",
-    "created_at", "started_at", "finished_at", "heartbeat_at", "summary",
+    "created_at", "started_at", "finished_at", "heartbeat_at", "summary", "cancel_requested",
 )  # fmt: skip
-_RUN_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "created_at"}
+# cancel_requested is written only by Project.request_cancel, in a statement of its own.
+_RUN_UPDATABLE = frozenset(_RUN_COLUMNS) - {"id", "created_at", "cancel_requested"}
 _RUN_JSON = frozenset({"config", "summary"})
 
 # The current row of every object: the highest annotation id per (image, label). SQLite answers

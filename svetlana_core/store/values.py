@@ -61,13 +61,20 @@ def _to_json(value: Any, what: str) -> str:
         raise InputError(f"{what} cannot be stored as JSON: {error}") from None
 
 
-def _positive_label(label: Any, what: str = "label") -> int:
-    if isinstance(label, bool):
-        raise InputError(f"{what} must be a positive integer, got {label!r}")
+def _index(value: Any) -> int | None:
+    """``value`` as a Python int if it is an integer (numpy ones too) and not a bool, else None."""
+    if isinstance(value, bool):
+        return None
     try:
-        value = operator.index(label)
+        return operator.index(value)
     except TypeError:
-        raise InputError(f"{what} must be a positive integer, got {label!r}") from None
+        return None
+
+
+def _positive_label(label: Any, what: str = "label") -> int:
+    value = _index(label)
+    if value is None:
+        raise InputError(f"{what} must be a positive integer, got {label!r}")
     if value <= 0:
         raise InputError(f"{what} must be a positive integer, got {value}")
     return value
