@@ -1,12 +1,17 @@
 """Runs, models and their charts, as the Train, Predict and Annotate pages show them.
 
 Reads the project store only (the worker processes write it); builds plotly figures from
-the per-epoch metrics. No torch import here except :func:`device_name`, cached once.
+the per-epoch metrics. No torch import: model folders are read with
+:func:`svetlana_core.models.read_model_meta`, and :func:`device_name` asks a separate Python
+process, once per server.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,20 +19,26 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from svetlana_core.models import MODEL_FILE, read_model_meta
 from svetlana_core.store import Project
 
 FINAL = ("done", "failed", "stopped")
 
 
-def model_runs(project: Project) -> pd.DataFrame:
+def model_runs(project: Project, kind: str | None = None) -> pd.DataFrame:
     """Runs that left a usable model folder, newest first: done, stopped, or failed after a
-    checkpoint (a killed worker keeps the best model of its finished epochs)."""
+    checkpoint (a killed worker keeps the best model of its finished epochs).
+
+    ``kind``: only runs of that kind (``"train"`` for the CNNs that predict and explain).
+    """
     runs = project.runs()
     if runs.empty:
         return runs
     ok = runs["status"].isin(FINAL) & runs["model_dir"].notna()
+    if kind is not None:
+        ok &= runs["kind"] == kind
     ok &= runs["model_dir"].map(lambda d: isinstance(d, str) and bool(d)
-                                and (Path(d) / "model.json").exists())
+                                and (Path(d) / MODEL_FILE).exists())
     return runs[ok].sort_values("id", ascending=False)
 
 
@@ -55,8 +66,7 @@ def model_label(run) -> str:
 
 
 def latest_model_dir(project: Project) -> str | None:
-    models = model_runs(project)
-    models = models[models["kind"] == "train"] if not models.empty else models
+    models = model_runs(project, kind="train")
     return None if models.empty else str(models.iloc[0]["model_dir"])
 
 
@@ -74,16 +84,22 @@ def latest_predictions(project: Project, image: str) -> pd.DataFrame:
 
 @st.cache_resource
 def device_name() -> str:
-    """The device training would use here: the GPU's name, Apple MPS, or CPU (cores)."""
-    import os
+    """The device training would use here: the GPU's name, Apple MPS, or CPU (cores).
 
-    import torch
-
-    if torch.cuda.is_available():
-        return f"GPU: {torch.cuda.get_device_name(0)}"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "Apple GPU (MPS)"
-    return f"CPU ({os.cpu_count()} cores)"
+    Asked of a child Python process (:func:`svetlana_core.models.describe_device`): finding
+    the GPU needs torch, which takes seconds and hundreds of MB to import, and the app's
+    pages do not need it otherwise (the training runs in a worker process).
+    """
+    code = "from svetlana_core.models import describe_device; print(describe_device())"
+    root = str(Path(__file__).resolve().parents[1])  # where svetlana_core is, installed or not
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=120, env=env, check=True)
+    except (OSError, subprocess.SubprocessError):  # no answer: say so rather than guess
+        return "not detected"
+    return result.stdout.strip() or "not detected"
 
 
 def curves(epochs: pd.DataFrame, classes: list[str]) -> go.Figure:
@@ -127,8 +143,8 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
 
 
 def model_meta(model_dir: str) -> dict:
-    """The model's ``model.json`` (classes, metrics, config…)."""
-    return json.loads((Path(model_dir) / "model.json").read_text())
+    """The model's checked ``model.json`` (classes, metrics, config…), CNN or random forest."""
+    return read_model_meta(model_dir)
 
 
 def _to_the_second(stamp) -> str:

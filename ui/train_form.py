@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import streamlit as st
 
-from svetlana_core import patches
+from svetlana_core import models, patches
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from svetlana_core.training import TrainConfig
 from ui import loaders, overlay, state
-
-ARCHITECTURES = ["cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-                 "densenet121", "densenet161", "densenet169", "densenet201", "alexnet"]
 
 
 def settings_form(project: Project) -> dict:
     """Draw the settings widgets and return the config dict they describe."""
     a, b, c = st.columns(3)
-    arch = a.selectbox("Architecture", ARCHITECTURES, key="train_arch",
+    arch = a.selectbox("Architecture", list(models.ARCHITECTURES), key="train_arch",
                        help="cnn: the small custom network of the paper (2D or 3D).")
     params: dict = {}
     if arch == "cnn":
-        params["depth"] = b.slider("Depth (conv blocks)", 1, 5, 3, key="train_depth")
-        params["width"] = c.select_slider("Width (filters)", [2, 4, 8, 16, 32, 64, 128], 32,
+        # ranges and defaults from the registry (depth 1 to 5, width 2 to 128)
+        spec, default = models.ARCHITECTURES["cnn"].params, models.architecture_params("cnn")
+        depth = spec["depth"]
+        params["depth"] = b.slider("Depth (conv blocks)", int(depth.low), int(depth.high),
+                                   default["depth"], key="train_depth")
+        widths = [w for w in (2, 4, 8, 16, 32, 64, 128)
+                  if spec["width"].low <= w <= spec["width"].high]
+        params["width"] = c.select_slider("Width (filters)", widths, default["width"],
                                           key="train_width")
     auto = a.toggle("Automatic patch size", True, key="train_auto_patch",
                     help="From the object sizes (95th percentile × 1.5), robust to giant objects.")
@@ -91,8 +95,7 @@ def _patch_preview(project: Project, size: int | None, mode: str, n: int = 8) ->
 def validate(config: dict) -> None:
     """Check a config before starting a job; raises InputError naming the bad key.
 
-    Imports the training module (and torch) only when a run is about to start.
+    Needs no torch: the config and the architecture registry are torch-free (albumentations,
+    which imports torch, only for a spec that lists its transforms).
     """
-    from svetlana_core.training import TrainConfig
-
     TrainConfig.from_dict(config).validate()

@@ -26,9 +26,15 @@ Architectures (see :data:`ARCHITECTURES`, :func:`architecture_params`):
     by default because it is slow on a CPU and its stem cannot take ImageNet weights.
     ``pretrained`` is the path of a local ImageNet state dict (``.pth``/``.pt`` or
     ``.safetensors``) of the same torchvision model; see :func:`load_pretrained`.
+
+Model folders (:mod:`svetlana_core.models.folder`) are read and written here only:
+:func:`save_model` / :func:`load_model` for a CNN (``model.json`` + ``weights.safetensors``,
+nothing pickled), :func:`read_model_meta` and :func:`model_kind` for any model folder, the
+random forest's included, without torch. The registry (:data:`ARCHITECTURES`) and the device
+names (:data:`DEVICES`) need no torch either.
 """
 
-import importlib
+from svetlana_core.lazy import attach
 
 _EXPORTS = {
     'ARCHITECTURES': 'svetlana_core.models.registry',
@@ -39,8 +45,10 @@ _EXPORTS = {
     'MAX_PATCH_SIZE': 'svetlana_core.models.folder',
     'MIN_TORCHVISION_PATCH': 'svetlana_core.models.registry',
     'MODEL_FILE': 'svetlana_core.models.folder',
+    'MODEL_KINDS': 'svetlana_core.models.folder',
     'ORIGINAL_CNN': 'svetlana_core.models.registry',
     'Param': 'svetlana_core.models.registry',
+    'RF_FORMAT_VERSION': 'svetlana_core.models.folder',
     'SmallCNN': 'svetlana_core.models.cnn',
     'TorchvisionClassifier': 'svetlana_core.models.torchvision_nets',
     'WEIGHTS_FILE': 'svetlana_core.models.folder',
@@ -49,28 +57,20 @@ _EXPORTS = {
     'build_model': 'svetlana_core.models.build',
     'check_patch_size': 'svetlana_core.models.registry',
     'count_parameters': 'svetlana_core.models.build',
+    'cpu_threads': 'svetlana_core.models.device',
+    'describe_device': 'svetlana_core.models.device',
     'feature_layer': 'svetlana_core.models.build',
+    'library_versions': 'svetlana_core.models.folder',
     'load_model': 'svetlana_core.models.folder',
     'load_pretrained': 'svetlana_core.models.torchvision_nets',
     'memory_format_for': 'svetlana_core.models.device',
     'min_patch_size': 'svetlana_core.models.registry',
     'model_kind': 'svetlana_core.models.folder',
+    'read_model_meta': 'svetlana_core.models.folder',
+    'read_weights': 'svetlana_core.models.folder',
     'resolve_device': 'svetlana_core.models.device',
     'save_model': 'svetlana_core.models.folder',
     'validate_params': 'svetlana_core.models.registry',
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    # Lazy: importing the package, or one of its torch-free modules, must not import torch.
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

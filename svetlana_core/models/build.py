@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numbers
 from typing import Any
+
 from torch import nn
+
 from svetlana_core.errors import InputError
 from svetlana_core.models.cnn import SmallCNN
-from svetlana_core.models.torchvision_nets import TorchvisionClassifier, _build_torchvision
 from svetlana_core.models.registry import validate_params
+from svetlana_core.models.torchvision_nets import (
+    TorchvisionClassifier,
+    _build_torchvision,
+)
+
 
 def build_model(
     name: str, in_channels: int, n_classes: int, spatial_dims: int = 2, **params: Any
@@ -45,6 +51,7 @@ def build_model(
 
     Examples
     --------
+    >>> import torch
     >>> model = build_model("cnn", in_channels=2, n_classes=3, depth=2, width=16)
     >>> model(torch.zeros(4, 2, 32, 32)).shape
     torch.Size([4, 3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+
 class SmallCNN(nn.Module):
     """The Svetlana paper's light-weight CNN, 2D or 3D.
 

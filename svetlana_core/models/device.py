@@ -1,17 +1,22 @@
-"""Seeds, devices, memory formats and CPU threads."""
+"""Devices, memory formats and CPU threads: where a network runs and in which layout.
+
+Importable without torch (the training config checks device names with :data:`DEVICES`);
+torch is imported by the functions that need it, which only run once a network is built.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import torch  # noqa: E402
-from svetlana_core.errors import InputError  # noqa: E402
+from typing import TYPE_CHECKING
 
-# --------------------------------------------------------------------------------------------
-# seeds and devices
-# --------------------------------------------------------------------------------------------
+from svetlana_core.errors import InputError
 
+if TYPE_CHECKING:
+    import torch
 
+#: Device names a config may give (besides ``"cuda:<index>"``).
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -37,6 +42,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    import torch
+
     if not isinstance(name, str):
         raise InputError(f"device={name!r} is not valid; choose one of {', '.join(DEVICES)}")
     if name == "auto":
@@ -66,14 +73,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def describe_device() -> str:
+    """The device ``"auto"`` picks here, for people: the GPU's name, Apple MPS, or the CPU.
+
+    Returns
+    -------
+    str
+        ``"GPU: <name>"``, ``"Apple GPU (MPS)"`` or ``"CPU (<n> cores)"``.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    if _mps_available():
+        return "Apple GPU (MPS)"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
-
-
-# --------------------------------------------------------------------------------------------
-# the loop
-# --------------------------------------------------------------------------------------------
 
 
 def memory_format_for(spatial_dims: int) -> torch.memory_format:
@@ -83,14 +104,14 @@ def memory_format_for(spatial_dims: int) -> torch.memory_format:
     CNN trained 1.3x (40 x 40 patches) to 1.7x (72 x 72) faster on the 2-core CPU. 3D stays
     in the default layout.
     """
+    import torch
+
     return torch.channels_last if spatial_dims == 2 else torch.contiguous_format
 
 
-def _cpu_threads() -> int:
+def cpu_threads() -> int:
+    """CPU cores this process may run on (its affinity where the system tells it)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
-
-
-DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -1,4 +1,15 @@
-"""The model folder: the one reader and writer of ``model.json`` and the weights."""
+"""The model folder: the one reader and writer of ``model.json`` and ``weights.safetensors``.
+
+A CNN folder holds ``model.json`` (what rebuilds the network and how its patches are cut:
+architecture, classes, patch size, normalisation, plus the training history and metrics) and
+``weights.safetensors``; a random-forest folder (:mod:`svetlana_core.baseline`) holds its own
+``model.json`` (``"arch": "rf"``, feature names, forest checksum) beside ``forest.npz``.
+:func:`read_model_meta` reads and checks either kind; :func:`model_kind` tells them apart.
+
+Reading ``model.json`` needs no torch (the app lists and describes models without it); torch
+is imported by :func:`load_model` and :func:`save_model`, which build or save a network.
+Nothing is pickled: weights are read from safetensors only.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +20,22 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+
 from svetlana_core import io
-from svetlana_core import models
 from svetlana_core.errors import InputError
-from svetlana_core.values import is_int, plain  # noqa: E402
-from svetlana_core.patches import NORMALISATIONS
-from svetlana_core.patches import MODES as PATCH_MODES
 from svetlana_core.models.device import memory_format_for, resolve_device
+from svetlana_core.patches import MODES as PATCH_MODES
+from svetlana_core.patches import NORMALISATIONS
+from svetlana_core.values import is_int, plain
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
@@ -51,23 +66,20 @@ class LoadedModel:
     folder: Path | None = None
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python, torch, numpy, torchvision and Svetlana, recorded in ``model.json``."""
+    import torch
+
     import svetlana_core
 
     versions = {"python": platform.python_version(), "torch": torch.__version__,
                 "numpy": np.__version__, "svetlana": svetlana_core.__version__}
     try:  # the installed version, without importing it (the small CNN does not need it)
-        from importlib.metadata import version
-
         versions["torchvision"] = version("torchvision")
-    except Exception:  # not installed
+    except PackageNotFoundError:
         versions["torchvision"] = None
     return versions
 
-
-# --------------------------------------------------------------------------------------------
-# model folders
-# --------------------------------------------------------------------------------------------
 
 # key -> (types, description); checked by load_model and by save_model before writing.
 _META_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -92,25 +104,50 @@ _META_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "created_at": ((str,), "a date string"),
 }
 
+#: Version of the random-forest folder's ``model.json`` (its own format, see
+#: :mod:`svetlana_core.baseline`).
+RF_FORMAT_VERSION = 1
+
+# The random forest's required keys, as _META_KEYS: (types, description).
+_RF_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    key: ((kind,), f"a {kind.__name__}") for key, kind in (
+        ("format_version", int), ("arch", str), ("classes", list), ("feature_names", list),
+        ("params", dict), ("forest_sha256", str))
+}
 
 #: Largest patch side (pixels) that a model.json may declare.
 MAX_PATCH_SIZE = 4096
 
+#: What :func:`model_kind` answers, and the ``kind`` :func:`read_model_meta` may insist on.
+MODEL_KINDS = ("cnn", "rf")
 
-def _check_meta(meta: Any, path: Path) -> dict:
-    if not isinstance(meta, dict):
-        raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
-    for key, (types, what) in _META_KEYS.items():
+
+def _check_keys(meta: dict, path: Path, keys: Mapping[str, tuple[tuple[type, ...], str]],
+                shown: bool = True) -> None:
+    """Every key present with a value of its types (a bool is not an int)."""
+    for key, (types, what) in keys.items():
         if key not in meta:
             raise InputError(f"{path} has no key {key!r}")
         value = meta[key]
         if not isinstance(value, types) or (isinstance(value, bool) and int in types):
-            raise InputError(f"{path} key {key!r} must be {what}, got {value!r}")
-    if meta["format_version"] != FORMAT_VERSION:
+            found = repr(value) if shown else type(value).__name__
+            raise InputError(f"{path} key {key!r} must be {what}, got {found}")
+
+
+def _check_version(meta: dict, path: Path, version: int) -> None:
+    if meta["format_version"] != version:
         raise InputError(
             f"{path} key 'format_version' is {meta['format_version']}; this version of Svetlana "
-            f"reads {FORMAT_VERSION}"
+            f"reads {version}"
         )
+
+
+def _check_meta(meta: Any, path: Path) -> dict:
+    """The checks of a CNN's ``model.json``, on reading and before writing."""
+    if not isinstance(meta, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+    _check_keys(meta, path, _META_KEYS)
+    _check_version(meta, path, FORMAT_VERSION)
     classes = meta["classes"]
     if len(classes) < 2 or not all(isinstance(c, str) and c for c in classes) or \
             len(set(classes)) != len(classes):
@@ -143,22 +180,105 @@ def _check_meta(meta: Any, path: Path) -> dict:
     return meta
 
 
-def _read_meta(folder: Path) -> dict:
+def _check_rf_meta(meta: dict, path: Path) -> dict:
+    """The checks of a random forest's ``model.json`` (the forest itself is checked on load)."""
+    _check_keys(meta, path, _RF_KEYS, shown=False)
+    _check_version(meta, path, RF_FORMAT_VERSION)
+    for key in ("classes", "feature_names"):
+        values = meta[key]
+        if not values or not all(isinstance(v, str) and v for v in values) \
+                or len(set(values)) != len(values):
+            raise InputError(f"{path} key {key!r} must be a non-empty list of distinct names")
+    for key, kind in (("metrics", dict), ("feature_importances", dict), ("data", dict)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise InputError(f"{path} key {key!r} must be a {kind.__name__} or null")
+    return meta
+
+
+def read_model_meta(folder: str | os.PathLike, kind: str | None = None) -> dict:
+    """The checked ``model.json`` of a model folder, CNN or random forest; no torch needed.
+
+    Parameters
+    ----------
+    folder : path
+        A model folder written by :func:`save_model` (CNN) or by
+        :meth:`svetlana_core.baseline.BaselineModel.save` (random forest, ``"arch": "rf"``).
+    kind : {"cnn", "rf"}, optional
+        The kind the caller can use; another kind is refused with a message saying what the
+        folder holds. Default: either.
+
+    Returns
+    -------
+    dict
+        The content of ``model.json``, every required key checked for its kind (a CNN: the
+        keys listed in :func:`save_model`; a random forest: ``format_version``, ``arch``,
+        ``classes``, ``feature_names``, ``params``, ``forest_sha256``). The weights are not
+        read.
+
+    Raises
+    ------
+    InputError
+        Naming the folder or the file: a missing folder or ``model.json``, invalid JSON, a
+        missing key or a value of the wrong type, another format version, another kind.
+    """
+    if kind is not None and kind not in MODEL_KINDS:
+        raise InputError(f"kind={kind!r} is not valid; choose one of {', '.join(MODEL_KINDS)}")
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"model folder {folder} not found")
     path = folder / MODEL_FILE
+    if not folder.is_dir():
+        raise InputError(f"model folder {folder} not found ({MODEL_FILE} not found)")
     if not path.is_file():
         raise InputError(f"{path} not found: not a model folder")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path} is not valid JSON: {error}") from None
-    return _check_meta(meta, path)
+    if not isinstance(meta, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+    found = "rf" if meta.get("arch") == "rf" else "cnn"
+    if kind is not None and kind != found and "arch" in meta:
+        if kind == "rf":
+            raise InputError(
+                f"{path} key 'arch' is {meta['arch']!r}, not 'rf': this is not a random-forest "
+                "baseline (load CNNs with svetlana_core.models.load_model)"
+            )
+        raise InputError(f"{path} key 'arch' is 'rf': this is a random-forest baseline (load it "
+                         "with svetlana_core.baseline.load_baseline)")
+    return _check_rf_meta(meta, path) if (kind or found) == "rf" else _check_meta(meta, path)
 
 
-def _read_weights(folder: Path, module: nn.Module) -> dict[str, torch.Tensor]:
-    """The safetensors state dict of a folder, checked key by key and shape by shape."""
+def model_kind(folder: str | os.PathLike) -> str:
+    """``"rf"`` for a random-forest folder, ``"cnn"`` otherwise (read from ``model.json``).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_model_meta`.
+    """
+    return "rf" if read_model_meta(folder)["arch"] == "rf" else "cnn"
+
+
+def read_weights(folder: str | os.PathLike, module: nn.Module) -> dict[str, torch.Tensor]:
+    """The ``weights.safetensors`` state dict of a folder, checked against ``module``.
+
+    Parameters
+    ----------
+    folder : path
+        A CNN model folder.
+    module : nn.Module
+        The network the weights are for (built from the folder's ``model.json``).
+
+    Returns
+    -------
+    dict
+        ``{key: CPU tensor}``, every key of ``module.state_dict()`` with its shape.
+
+    Raises
+    ------
+    InputError
+        No weights file (pickled files beside it are named and refused), an unreadable file,
+        a missing or unexpected key, a shape that does not fit.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -239,7 +359,7 @@ def save_model(
 
     folder = Path(folder)
     meta = _check_meta(plain(dict(meta)), folder / MODEL_FILE)
-    state = module.state_dict() if isinstance(module, nn.Module) else module
+    state = module.state_dict() if hasattr(module, "state_dict") else module
     state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
     if folder.exists() and not folder.is_dir():
@@ -290,34 +410,24 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
         Missing folder or file, invalid JSON, a missing key or a value of the wrong type
         (naming the file and the key), unknown architecture, weights that do not fit.
     """
+    import torch
+
+    from svetlana_core.models.build import build_model
+
     folder = Path(folder)
-    meta = _read_meta(folder)
+    meta = read_model_meta(folder, kind="cnn")
     path = folder / MODEL_FILE
     try:
-        module = models.build_model(
+        module = build_model(
             meta["arch"], meta["in_channels"], len(meta["classes"]), meta["spatial_dims"],
             **meta["arch_params"],
         )
     except InputError as error:
         raise InputError(f"{path} keys 'arch'/'arch_params': {error}") from None
-    module.load_state_dict(_read_weights(folder, module))
+    module.load_state_dict(read_weights(folder, module))
     device = device if isinstance(device, torch.device) else resolve_device(device)
     module.to(device, memory_format=memory_format_for(meta["spatial_dims"])).eval()
     return LoadedModel(
         module=module, meta=meta, classes=tuple(meta["classes"]),
         patch_size=tuple(meta["patch_size"]), device=device, folder=folder,
     )
-
-
-def model_kind(model_dir: str | os.PathLike) -> str:
-    """``"rf"`` for a random-forest folder, ``"cnn"`` otherwise (read from ``model.json``)."""
-    path = Path(model_dir) / "model.json"
-    if not path.is_file():
-        raise InputError(f"model folder {model_dir} has no model.json")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"model file {path} is not valid JSON: {error}") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
-        raise InputError(f"model file {path} has no 'arch' string")
-    return "rf" if meta["arch"] == "rf" else "cnn"

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
 from svetlana_core.errors import InputError
 
 #: Parameters of the original plugin's smallest network: 2 conv layers of 16 filters, kernel 3.

@@ -6,11 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from svetlana_core.errors import InputError
 from svetlana_core.models.registry import _NATIVE_MIN, _NATIVE_MIN_SMALL_INPUT
+
 
 class TorchvisionClassifier(nn.Module):
     """A torchvision network that upsamples inputs smaller than it can take.

@@ -1,4 +1,9 @@
-"""Every knob of a training run: :class:`TrainConfig`, a frozen dataclass with a JSON round trip."""
+"""Every knob of a training run: :class:`TrainConfig`, a frozen dataclass with a JSON round trip.
+
+Importable without torch and without albumentations (which imports torch): the app's forms
+and the CLI check a config before any training starts. An augmentation spec of flips and
+rotations only is checked here; albumentations is imported when a spec lists transforms.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from svetlana_core.patches import augment as augment_module
+
 from svetlana_core import models, patches
-from svetlana_core.models.device import DEVICES
 from svetlana_core.errors import InputError
-from svetlana_core.values import is_int, is_number, plain  # noqa: E402
-from svetlana_core.models.folder import _read_meta
+from svetlana_core.models.device import DEVICES
+from svetlana_core.models.folder import read_model_meta
+from svetlana_core.patches.symmetry import DEFAULT_AUGMENT, parse_switches
+from svetlana_core.values import is_int, is_number, plain
 
 LOSSES = ("cross_entropy", "bce", "smooth_l1", "l1", "mse")
 OPTIMISERS = ("adam", "adamw", "sgd")
@@ -25,11 +30,6 @@ SCHEDULES = ("cosine", "step", "onecycle", "none")
 CLASS_WEIGHTS = ("balanced", "sqrt", None)
 PATCH_MODES = patches.MODES
 NORMALISATIONS = patches.NORMALISATIONS
-
-
-# --------------------------------------------------------------------------------------------
-# configuration
-# --------------------------------------------------------------------------------------------
 
 
 def auto_depth(patch_size: Sequence[int]) -> int:
@@ -56,10 +56,39 @@ def _choice_error(key: str, value: Any, choices: Sequence[Any]) -> InputError:
     return InputError(f"{key}={value!r} is not valid; choose one of {shown}")
 
 
+def check_augment(
+    spec: Mapping[str, Any] | Sequence[Any] | None,
+    image_channels: int | None = None,
+    patch_shape: int | tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """:func:`svetlana_core.patches.augment.validate_augment_spec`, without albumentations
+    for a spec of flips, rot90 and flip_planes only.
 
+    Parameters
+    ----------
+    spec : dict, list or None
+        An augmentation spec.
+    image_channels : int, optional
+        Image channels of the patches, to try the albumentations transforms on.
+    patch_shape : int or tuple of int, optional
+        Spatial patch shape, to check that no transform changes it.
 
+    Returns
+    -------
+    dict
+        ``{"flips": bool, "rot90": bool, "flip_planes": bool, "transforms": [...]}``.
 
+    Examples
+    --------
+    >>> check_augment({"flips": True})
+    {'flips': True, 'rot90': False, 'flip_planes': False, 'transforms': []}
+    """
+    switches, transforms = parse_switches(spec)
+    if not transforms:
+        return {**switches, "transforms": []}
+    from svetlana_core.patches import augment  # albumentations, and with it torch
 
+    return augment.validate_augment_spec(spec, image_channels, patch_shape)
 
 
 @dataclass(frozen=True)
@@ -129,7 +158,7 @@ class TrainConfig:
     dilation: int = 2
     normalisation: str = "percentile"
     augment: Mapping[str, Any] | None = field(
-        default_factory=lambda: copy.deepcopy(augment_module.DEFAULT_AUGMENT)
+        default_factory=lambda: copy.deepcopy(DEFAULT_AUGMENT)
     )
     loss: str = "cross_entropy"
     label_smoothing: float = 0.0
@@ -150,7 +179,7 @@ class TrainConfig:
     continue_from: str | None = None
 
     def __post_init__(self) -> None:
-        set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731 (frozen)
+        set_ = lambda key, value: object.__setattr__(self, key, value)
         if not isinstance(self.arch, str):
             raise InputError(f"arch={self.arch!r} is not valid; give an architecture name")
         if not isinstance(self.arch_params, Mapping):
@@ -219,8 +248,6 @@ class TrainConfig:
         ):
             raise _choice_error("device", self.device, [*DEVICES, "cuda:<index>"])
 
-    # -- checks that need the registry ------------------------------------------------------
-
     def validate(self, in_channels: int | None = None, spatial_dims: int | None = None) -> None:
         """Check the architecture, its parameters, the patch size and the augmentation spec.
 
@@ -254,7 +281,7 @@ class TrainConfig:
                     f"{spatial_dims}D"
                 )
         image_channels = None if in_channels is None else in_channels - 1
-        augment_module.validate_augment_spec(self.augment, image_channels, shape)
+        check_augment(self.augment, image_channels, shape)
 
     def full_arch_params(self, patch_size: Sequence[int]) -> dict[str, Any]:
         """The network's parameters for patches of ``patch_size``: ``arch_params`` over the
@@ -269,8 +296,6 @@ class TrainConfig:
         if self.arch == "cnn" and "depth" not in params:
             params["depth"] = auto_depth(patch_size)
         return models.validate_params(self.arch, params, len(patch_size))
-
-    # -- round trips ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field (tuples as lists)."""
@@ -327,7 +352,7 @@ def config_for_parent(config: TrainConfig) -> TrainConfig:
     """
     if config.continue_from is None:
         return config
-    meta = _read_meta(Path(config.continue_from))
+    meta = read_model_meta(config.continue_from, kind="cnn")
     patch = tuple(meta["patch_size"])
     return dataclasses.replace(
         config, arch=meta["arch"], arch_params=meta["arch_params"],

@@ -1,23 +1,27 @@
-"""The labelled objects as one in-memory set of patches, classes and split groups."""
+"""The labelled objects as one in-memory set of patches, classes and split groups.
+
+Three doors, one room: :func:`build_samples` (arrays in memory), :func:`dataset_from_files`
+(image and mask files by image name with a labels table: a project, see
+``Project.training_files``) and :func:`dataset_from_folders` (folders and a labels CSV) all
+crop through :func:`_build`, which reads one image at a time and writes its patches into one
+array allocated once.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import pandas as pd
-from svetlana_core import io
-from svetlana_core import models
-from svetlana_core.errors import InputError  # noqa: E402
-from svetlana_core.training.config import TrainConfig, config_for_parent
 
-# --------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------
+from svetlana_core import io, models
+from svetlana_core.errors import InputError
+from svetlana_core.training.config import TrainConfig, config_for_parent
 
 
 @dataclass(frozen=True, eq=False)  # arrays: identity, not element-wise, equality
@@ -84,10 +88,6 @@ class ObjectSet:
             self, X=self.X[index], y=self.y[index], groups=self.groups[index],
             images=self.images[index], labels=self.labels[index],
         )
-
-
-#: The contract's names for the same things.
-PatchDataset = ObjectSet
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,41 @@ def _resolve_classes(present: Iterable[str], classes: Sequence[str] | None) -> t
     return ordered
 
 
+
+def _auto_size(sources: list[_Source]) -> tuple[tuple[int, ...], dict[str, pd.DataFrame]]:
+    """The auto patch size, from every object table: the masks are read alone in a first pass
+    (the tables are kept for the second)."""
+    from svetlana_core import objects, patches
+
+    tables = {}
+    for source in sources:
+        _, mask = source.load(True)
+        tables[source.name] = objects.object_table(mask)
+    ndims = {tables[s.name].filter(like="centroid_").shape[1] for s in sources}
+    if len(ndims) > 1:
+        raise InputError("the masks mix 2D and 3D; train on one kind at a time")
+    return patches.auto_patch_size(pd.concat(list(tables.values())), ndims.pop()), tables
+
+
+def _crop(source: _Source, image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
+          size: Any, config: TrainConfig) -> np.ndarray:
+    """The patches of one image's labelled objects, in the order of its labels."""
+    from svetlana_core import patches
+
+    wanted = source.labels["label"].to_numpy()
+    unknown = wanted[~np.isin(wanted, table["label"].to_numpy())]
+    if unknown.size:
+        more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
+        raise InputError(
+            f"image {source.name}: label(s) {', '.join(map(str, unknown[:5]))}{more} are not "
+            f"objects of its mask ({len(table)} objects)"
+        )
+    return patches.extract(
+        image, mask, labels=wanted, size=size, mode=config.patch_mode,
+        normalisation=config.normalisation, dilation=config.dilation, table=table,
+    )
+
+
 def _build(
     sources: list[_Source],
     config: TrainConfig,
@@ -166,59 +201,32 @@ def _build(
     group_by: Callable[[str], Any] | None,
 ) -> ObjectSet:
     from svetlana_core import objects
-    from svetlana_core import patches
 
     if not sources:
         raise InputError("there are no labelled objects to train on")
     class_names = _resolve_classes(
         pd.concat([s.labels["class"] for s in sources]).unique(), classes
     )
-    size = config.patch_size
-    tables: dict[str, pd.DataFrame] = {}
+    size, tables = config.patch_size, {}
     if size is None:
-        # The auto size needs every object table first: read the masks alone in a first pass.
-        for source in sources:
-            _, mask = source.load(True)
-            tables[source.name] = objects.object_table(mask)
-        ndims = {tables[s.name].filter(like="centroid_").shape[1] for s in sources}
-        if len(ndims) > 1:
-            raise InputError("the masks mix 2D and 3D; train on one kind at a time")
-        size = patches.auto_patch_size(pd.concat(list(tables.values())), ndims.pop())
+        size, tables = _auto_size(sources)
     models.check_patch_size(config.arch, config.arch_params, size)
-
-    n_total = sum(len(s.labels) for s in sources)
-    X = None
-    filled = 0
-    image_channels = None
-    spatial_dims = None
+    X, filled, kind = None, 0, None
     for source in sources:
         image, mask = source.load(False)
-        table = tables.pop(source.name, None)
-        if table is None:
-            table = objects.object_table(mask)
-        wanted = source.labels["label"].to_numpy()
-        unknown = wanted[~np.isin(wanted, table["label"].to_numpy())]
-        if unknown.size:
-            more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
-            raise InputError(
-                f"image {source.name}: label(s) {', '.join(map(str, unknown[:5]))}{more} are not "
-                f"objects of its mask ({len(table)} objects)"
-            )
         channels = 0 if image is None else image.shape[0]
-        if image_channels is None:
-            image_channels, spatial_dims = channels, mask.ndim
-        elif channels != image_channels or mask.ndim != spatial_dims:
+        if kind is None:
+            kind = (channels, mask.ndim, source.name)
+        elif (channels, mask.ndim) != kind[:2]:
             raise InputError(
                 f"image {source.name} has {channels} channel(s) and {mask.ndim}D objects but "
-                f"{sources[0].name} has {image_channels} channel(s) and {spatial_dims}D; "
-                "train on images of one kind"
+                f"{kind[2]} has {kind[0]} channel(s) and {kind[1]}D; train on images of one kind"
             )
-        cut = patches.extract(
-            image, mask, labels=wanted, size=size, mode=config.patch_mode,
-            normalisation=config.normalisation, dilation=config.dilation, table=table,
-        )
+        table = tables.pop(source.name, None)
+        cut = _crop(source, image, mask,
+                    objects.object_table(mask) if table is None else table, size, config)
         if X is None:  # allocated once: concatenating per-image arrays would double the memory
-            X = np.empty((n_total, *cut.shape[1:]), dtype=np.float32)
+            X = np.empty((sum(len(s.labels) for s in sources), *cut.shape[1:]), dtype=np.float32)
         X[filled : filled + len(cut)] = cut
         filled += len(cut)
     codes = {c: i for i, c in enumerate(class_names)}
@@ -229,7 +237,7 @@ def _build(
         X=X, y=y.astype(np.int64), classes=class_names,
         groups=_group_keys(images, group_by), images=images.astype(str),
         labels=labels.astype(np.int64), patch_size=tuple(int(s) for s in X.shape[2:]),
-        image_channels=int(image_channels), patch_mode=config.patch_mode,
+        image_channels=int(kind[0]), patch_mode=config.patch_mode,
         dilation=int(config.dilation), normalisation=config.normalisation,
     )
 
@@ -284,8 +292,73 @@ def build_samples(
     return _build(sources, config, classes, group_by)
 
 
-#: The contract's name.
-build_dataset = build_samples
+def _match_images(labels: pd.DataFrame, files: Mapping[str, Any], named_by: str,
+                  where: str) -> pd.DataFrame:
+    """``labels`` with each ``image`` given as a key of ``files`` (a file stem is accepted);
+    raises naming up to 5 images that are not in ``files``."""
+    stems = {Path(name).stem: name for name in files}
+    labels = labels.assign(image=labels["image"].map(lambda n: n if n in files else
+                                                     stems.get(n, n)))
+    unknown = sorted(set(labels["image"]) - set(files))
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise InputError(
+            f"{named_by} names image(s) {', '.join(map(str, unknown[:5]))}{more} that are not "
+            f"in {where}"
+        )
+    return labels
+
+
+def dataset_from_files(
+    files: Mapping[str, tuple[str | os.PathLike | None, str | os.PathLike]],
+    labels: pd.DataFrame,
+    config: TrainConfig,
+    classes: Sequence[str] | None = None,
+    group_by: Callable[[str], Any] | None = None,
+    axes: str | Mapping[str, str | None] | None = None,
+) -> ObjectSet:
+    """Build the training set from image and mask files and a labels table.
+
+    Parameters
+    ----------
+    files : mapping
+        ``{image name: (image path or None for mask-only data, mask path)}``, as
+        :func:`svetlana_core.io.folder_files` and ``Project.training_files`` give it. Only the
+        images that have labels are read, one at a time.
+    labels : DataFrame
+        Columns ``image`` (a key of ``files``, or its file stem), ``label``, ``class`` (other
+        columns ignored), e.g. :func:`svetlana_core.io.read_labels_csv` or
+        ``Project.labels()``.
+    config, classes, group_by
+        As :func:`build_samples`. With ``config.continue_from`` the parent's patch settings
+        are used (:func:`config_for_parent`).
+    axes : str or mapping, optional
+        Axes of the image files for :func:`svetlana_core.io.read_image`: one for all, or one
+        per image name (None: guessed).
+
+    Returns
+    -------
+    ObjectSet
+        Objects sorted by image name, then in the order of the labels.
+
+    Raises
+    ------
+    InputError
+        Labels naming an image that is not in ``files`` (up to 5 named), no labels, and
+        everything :func:`build_samples` and :mod:`svetlana_core.io` raise.
+    """
+    config = config_for_parent(config)
+    missing = [c for c in ("image", "label", "class") if c not in getattr(labels, "columns", ())]
+    if missing:
+        raise InputError(f"labels table has no column(s) {', '.join(missing)}")
+    labels = _match_images(labels, files, "the labels table", "the files given")
+    sources = []
+    for name, rows in labels.groupby("image", sort=True):
+        image_path, mask_path = files[name]
+        image_axes = axes.get(name) if isinstance(axes, Mapping) else axes
+        sources.append(_Source(str(name), _pair_loader(image_path, mask_path, image_axes),
+                               _labels_frame(rows, f"image {name}")))
+    return _build(sources, config, classes, group_by)
 
 
 def dataset_from_folders(
@@ -308,53 +381,24 @@ def dataset_from_folders(
         Masks.
     labels_csv : path
         ``image,label,class``; ``image`` is the image file name (or its stem).
-    config, classes, group_by
-        As :func:`build_samples`. With ``config.continue_from`` the parent's patch settings
-        are used (:func:`config_for_parent`).
-    axes : str, optional
-        Axes of the image files, for :func:`svetlana_core.io.read_image`.
+    config, classes, group_by, axes
+        As :func:`dataset_from_files`.
 
     Raises
     ------
     InputError
         Labels naming an image that is not in the folder (up to 5 named), and everything
-        :func:`build_samples` and :mod:`svetlana_core.io` raise.
+        :func:`dataset_from_files` and :mod:`svetlana_core.io` raise.
     """
-    config = config_for_parent(config)
     table = io.read_labels_csv(labels_csv)
-    if images_dir is None:
-        masks_dir = Path(masks_dir)
-        if not masks_dir.is_dir():
-            raise InputError(f"mask folder {masks_dir} does not exist or is not a folder")
-        files = {
-            p.name: (None, p)
-            for p in sorted(masks_dir.iterdir())
-            if p.is_file() and not p.name.startswith(".")
-            and p.suffix.lower() in io.MASK_EXTENSIONS
-        }
-    else:
-        files = {p.image.name: (p.image, p.mask) for p in io.pair_files(images_dir, masks_dir)}
-    stems = {Path(name).stem: name for name in files}
-    table["image"] = table["image"].map(lambda n: n if n in files else stems.get(n, n))
-    unknown = sorted(set(table["image"]) - set(files))
-    if unknown:
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        where = masks_dir if images_dir is None else images_dir
-        raise InputError(
-            f"labels file {labels_csv} names image(s) {', '.join(unknown[:5])}{more} that are "
-            f"not in {where}"
-        )
-    sources = []
-    for name, labels in table.groupby("image", sort=True):
-        image_path, mask_path = files[name]
-        sources.append(_Source(
-            name, _pair_loader(image_path, mask_path, axes), _labels_frame(labels, f"image {name}")
-        ))
-    return _build(sources, config, classes, group_by)
+    files = io.folder_files(images_dir, masks_dir)
+    where = masks_dir if images_dir is None else images_dir
+    table = _match_images(table, files, f"labels file {labels_csv}", str(where))
+    return dataset_from_files(files, table, config, classes, group_by, axes)
 
 
 def _pair_loader(
-    image_path: Path | None, mask_path: Path, axes: str | None
+    image_path: str | os.PathLike | None, mask_path: str | os.PathLike, axes: str | None
 ) -> Callable[[bool], tuple[np.ndarray | None, np.ndarray]]:
     def load(mask_only: bool) -> tuple[np.ndarray | None, np.ndarray]:
         if mask_only:
@@ -362,47 +406,3 @@ def _pair_loader(
         return io.load_pair(image_path, mask_path, axes=axes)
 
     return load
-
-
-def dataset_from_project(
-    project: Any,
-    config: TrainConfig,
-    group_by: Callable[[str], Any] | None = None,
-) -> ObjectSet:
-    """Build the training set from the current labels of a project.
-
-    Parameters
-    ----------
-    project : svetlana_core.store.Project or path
-        The project; its class order (``classes()``) sets the class indices (classes with no
-        labelled object are left out).
-    config, group_by
-        As :func:`build_samples`.
-
-    Raises
-    ------
-    InputError
-        No labels, an image file that cannot be read (named by :mod:`svetlana_core.io`), labels
-        that are not objects of their mask.
-    """
-    from svetlana_core.store import Project
-
-    if not isinstance(project, Project):
-        project = Project.open(project)
-    config = config_for_parent(config)
-    labels = project.labels()
-    if labels.empty:
-        raise InputError(f"project {project.folder} has no labelled objects to train on")
-    images = project.images().set_index("name")
-    present = set(labels["class"])
-    order = [c for c in project.classes()["name"] if c in present]
-    sources = []
-    for name, rows in labels.groupby("image", sort=True):
-        record = images.loc[name]
-        image_path = None if record["path"] is None or pd.isna(record["path"]) else record["path"]
-        axes = None if record["axes"] is None or pd.isna(record["axes"]) else record["axes"]
-        sources.append(_Source(
-            str(name), _pair_loader(image_path, record["mask_path"], axes),
-            _labels_frame(rows, f"image {name}"),
-        ))
-    return _build(sources, config, order, group_by)

@@ -1,15 +1,25 @@
-"""One epoch of training and one evaluation pass, kept apart."""
+"""One epoch of training and one evaluation pass, kept apart; when a run must stop.
+
+:class:`Limits` is the one check of the ``stop`` event and the time budget: before each batch
+(in :func:`train_one_epoch`), after each training pass and before each epoch (in
+:func:`svetlana_core.training.train`). :func:`collect_timings` lets a benchmark time the
+passes of a whole run without the run knowing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
 import numpy as np
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 #: An epoch is at least this many optimiser steps. With a few dozen labelled objects (the
 #: demo, a first round of annotation) one pass over the data is one or two batches, too few
@@ -39,6 +49,68 @@ def _steps_per_epoch(n: int, batch_size: int) -> int:
     total = n * _passes(n, batch_size)
     steps = math.ceil(total / batch_size)
     return steps - 1 if steps > 1 and total % batch_size == 1 else steps
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When a run must end: a ``stop`` event and a wall-clock deadline, both optional.
+
+    Attributes
+    ----------
+    stop : object with ``is_set()`` or None
+        A ``threading.Event``, ``multiprocessing.Event`` or anything alike.
+    deadline : float or None
+        A ``time.monotonic()`` value.
+    """
+
+    stop: Any = None
+    deadline: float | None = None
+
+    def reached(self, ahead: float = 0.0) -> str | None:
+        """``"stopped"`` when the event is set, ``"time limit"`` when ``ahead`` more seconds
+        would end past the deadline, else None.
+
+        Examples
+        --------
+        >>> Limits().reached() is None, Limits(deadline=0.0).reached()
+        (True, 'time limit')
+        """
+        if self.stop is not None and self.stop.is_set():
+            return "stopped"
+        if self.deadline is not None and time.monotonic() + ahead > self.deadline:
+            return "time limit"
+        return None
+
+
+_TIMINGS: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
+    "svetlana_training_timings", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_timings() -> Iterator[dict[str, float]]:
+    """Time every :func:`train_one_epoch` and :func:`evaluate` run inside the block.
+
+    For benchmarks: ``with collect_timings() as timings: train(...)`` fills ``timings`` with
+    ``compute`` (forward + backward + step), ``total`` (the training passes) and ``evaluate``
+    seconds, summed over the run.
+
+    Yields
+    ------
+    dict
+        Filled as the block runs; complete when it ends.
+    """
+    timings: dict[str, float] = {}
+    token = _TIMINGS.set(timings)
+    try:
+        yield timings
+    finally:
+        _TIMINGS.reset(token)
+
+
+def _add_time(timings: dict[str, float] | None, key: str, seconds: float) -> None:
+    if timings is not None:
+        timings[key] = timings.get(key, 0.0) + seconds
 
 
 def train_one_epoch(
@@ -81,7 +153,8 @@ def train_one_epoch(
     deadline : float, optional
         ``time.monotonic()`` value after which the epoch ends at once.
     timings : dict, optional
-        Accumulates ``"compute"`` (forward + backward + step) and ``"total"`` seconds.
+        Accumulates ``"compute"`` (forward + backward + step) and ``"total"`` seconds
+        (default: the dict of an enclosing :func:`collect_timings`, if any).
     memory_format : torch.memory_format
         Layout of the batches on the device (:func:`memory_format_for`).
 
@@ -99,13 +172,12 @@ def train_one_epoch(
     else:
         batches = data
     use_amp = scaler is not None and device.type == "cuda"
+    limits = Limits(stop, deadline)
     total, count = 0.0, 0
     started = time.perf_counter()
     compute = 0.0
     for xb, yb in batches:
-        if (stop is not None and stop.is_set()) or (
-            deadline is not None and time.monotonic() > deadline
-        ):
+        if limits.reached():
             break
         if augment is not None:
             xb = augment(xb)
@@ -129,9 +201,9 @@ def train_one_epoch(
         compute += time.perf_counter() - tic
         total += value * len(yb)
         count += len(yb)
-    if timings is not None:
-        timings["compute"] = timings.get("compute", 0.0) + compute
-        timings["total"] = timings.get("total", 0.0) + time.perf_counter() - started
+    timings = timings if timings is not None else _TIMINGS.get()
+    _add_time(timings, "compute", compute)
+    _add_time(timings, "total", time.perf_counter() - started)
     return total / count if count else float("nan")
 
 
@@ -170,6 +242,7 @@ def evaluate(
     preds : ndarray of int64, shape (N,)
         Most probable class.
     """
+    started = time.perf_counter()
     model.eval()
     X = torch.as_tensor(X)
     use_amp = device.type == "cuda"
@@ -188,4 +261,5 @@ def evaluate(
         loss = float(loss_fn(logits, target) if loss_fn is not None
                      else F.cross_entropy(logits, target))
     probs = logits.softmax(dim=1).cpu().numpy().astype(np.float32)
+    _add_time(_TIMINGS.get(), "evaluate", time.perf_counter() - started)
     return loss, probs, probs.argmax(axis=1).astype(np.int64)

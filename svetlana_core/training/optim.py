@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+
 import numpy as np
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from svetlana_core.training.config import CLASS_WEIGHTS, LOSSES, OPTIMISERS, SCHEDULES, _choice_error
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from svetlana_core.training.config import (
+    CLASS_WEIGHTS,
+    LOSSES,
+    OPTIMISERS,
+    SCHEDULES,
+    _choice_error,
+)
 
 # --------------------------------------------------------------------------------------------
 # losses, optimisers, schedules

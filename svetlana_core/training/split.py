@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+
 from svetlana_core.errors import InputError
-from svetlana_core.values import is_number  # noqa: E402
+from svetlana_core.values import is_number
 
 # --------------------------------------------------------------------------------------------
 # split
