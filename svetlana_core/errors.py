@@ -1,9 +1,10 @@
-"""The one exception type for bad user input.
+"""The one exception type for bad user input, and the helpers its messages are written with.
 
 Every function of :mod:`svetlana_core` that reads a file or takes a user value raises
 :class:`InputError` when the input is wrong, with a message that names the file or the argument
 and says what was found. The CLI turns it into exit code 2 and one line on stderr; the app shows
-it as an error box. Anything else that escapes is a bug.
+it as an error box. Anything else that escapes is a bug. :func:`listing` (and its list form
+:func:`preview`), :func:`byte_size` and :func:`require_columns` keep those messages alike.
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ class InputError(ValueError):
     """Bad user input: the message names the file or value and what is wrong with it."""
 
 
-def listing(items: list, limit: int = 5) -> str:
-    """The first ``limit`` items of a message, then how many more: ``"a, b, c and 7 more"``."""
-    shown = ", ".join(str(item) for item in items[:limit])
-    more = len(items) - limit
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
 def byte_size(n_bytes: int) -> str:
     """A size for a message, in decimal units: ``1.8 GB``, ``2.05 kB``, ``130 bytes``."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -31,12 +25,44 @@ def byte_size(n_bytes: int) -> str:
     return f"{n_bytes} bytes"
 
 
+def listing(items: Iterable[Any], limit: int = 5, *, as_list: bool = False) -> str:
+    """The first `limit` items of a message, then how many more.
+
+    Parameters
+    ----------
+    items : iterable
+        What to show; numpy scalars are shown as the Python numbers they hold.
+    limit : int
+        How many items to show.
+    as_list : bool
+        False: items joined as text, ``"a, b, c and 7 more"`` (file names, line numbers).
+        True: a Python list, ``"['a', 'b'] (and 3 more)"``, so that strings show their quotes
+        and spaces (values found in a table); this is :func:`preview`.
+
+    Examples
+    --------
+    >>> listing(range(8))
+    '0, 1, 2, 3, 4 and 3 more'
+    >>> listing(["A01", "A 2"], as_list=True)
+    "['A01', 'A 2']"
+    """
+    items = list(items)
+    more = len(items) - limit
+    if as_list:
+        # repr of a numpy scalar is "np.int64(3)" since numpy 2: show the number.
+        shown = [v.item() if hasattr(v, "item") and hasattr(v, "dtype") else v
+                 for v in items[:limit]]
+        return f"{shown!r} (and {more} more)" if more > 0 else repr(shown)
+    text = ", ".join(str(item) for item in items[:limit])
+    return f"{text} and {more} more" if more > 0 else text
+
+
 def preview(values: Iterable[Any], limit: int = 5) -> str:
-    """The first ``limit`` values as a Python list, and how many more: ``"[1, 2] (and 3 more)"``."""
-    values = list(values)
-    shown = [v.item() if hasattr(v, "item") and hasattr(v, "dtype") else v for v in values[:limit]]
-    text = repr(shown)
-    return text if len(values) <= limit else f"{text} (and {len(values) - limit} more)"
+    """The first `limit` values as a Python list, and how many more: ``"[1, 2] (and 3 more)"``.
+
+    :func:`listing` with ``as_list=True``.
+    """
+    return listing(values, limit, as_list=True)
 
 
 def require_columns(table: Any, required: Sequence[str], argument: str) -> None:

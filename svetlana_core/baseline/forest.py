@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
 import numpy as np
+
 from svetlana_core.errors import InputError
 
 FOREST_FILE = "forest.npz"
@@ -17,11 +19,6 @@ _FOREST_ARRAYS = (
     "missing_go_to_left",
     "roots",
 )
-
-# --------------------------------------------------------------------------------------------
-# The forest as plain arrays
-# --------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Forest:
@@ -113,16 +110,8 @@ class Forest:
         return node
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
-        """Leaf reached by every sample in every tree.
-
-        Parameters
-        ----------
-        x : ndarray, shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of int64, shape (n_samples, n_trees)
-        """
+        """Leaf reached by every sample in every tree: ``(n_samples, n_trees)`` int64 node
+        indices, for features `x` of shape ``(n_samples, n_features)``."""
         x = self._as_float32(x)
         return np.stack([self._tree_leaves(t, x) for t in range(self.n_trees)], axis=1)
 
@@ -162,54 +151,87 @@ class Forest:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], n_features: int, n_classes: int,
                     source: str = FOREST_FILE) -> Forest:
-        """Build a forest from saved arrays, checking every array (a bad file -> InputError)."""
+        """Build a forest from saved arrays, checking every array (a bad file -> InputError).
+
+        Parameters
+        ----------
+        arrays : dict of str to ndarray
+            The arrays of ``forest.npz`` (:meth:`to_arrays`).
+        n_features, n_classes : int
+            What ``model.json`` says the forest reads and predicts.
+        source : str
+            The file, named in the messages.
+
+        Raises
+        ------
+        InputError
+            Naming `source` and the array: a missing array, a wrong dtype or shape, roots that
+            do not start trees, a child that is not a later node of its tree (which would loop),
+            a feature index out of range, or non-finite values.
+        """
         missing = [name for name in _FOREST_ARRAYS if name not in arrays]
         if missing:
             raise InputError(f"{source} has no array {missing[0]!r}")
-
-        def bad(name: str, why: str) -> InputError:
-            return InputError(f"{source} array {name!r} {why}")
-
-        checked: dict[str, np.ndarray] = {}
-        kinds = {"children_left": "i", "children_right": "i", "feature": "i", "roots": "i",
-                 "threshold": "f", "value": "f", "missing_go_to_left": "b"}
-        for name, kind in kinds.items():
-            array = np.asarray(arrays[name])
-            if array.dtype.kind != kind and not (kind == "b" and array.dtype.kind in "iu"):
-                raise bad(name, f"has dtype {array.dtype}")
-            checked[name] = array
-        n_nodes = checked["children_left"].shape[0] if checked["children_left"].ndim == 1 else -1
-        for name in ("children_left", "children_right", "feature", "threshold",
-                     "missing_go_to_left"):
-            if checked[name].shape != (n_nodes,):
-                raise bad(name, f"has shape {checked[name].shape}, expected ({n_nodes},)")
-        if checked["value"].shape != (n_nodes, n_classes):
-            raise bad("value", f"has shape {checked['value'].shape}, expected "
-                               f"({n_nodes}, {n_classes}) for {n_classes} classes")
-        roots = checked["roots"].astype(np.int64)
-        if roots.ndim != 1 or roots.size == 0 or roots[0] != 0 or np.any(np.diff(roots) <= 0) \
-                or roots[-1] >= n_nodes:
-            raise bad("roots", "is not an increasing list of tree starts")
-        left = checked["children_left"].astype(np.int64)
-        right = checked["children_right"].astype(np.int64)
-        node = np.arange(n_nodes)
-        internal = left >= 0
-        if np.any((right >= 0) != internal) or np.any(left[~internal] != -1):
-            raise bad("children_right", "does not match children_left (leaves have -1 in both)")
-        # Children after their parent, inside the parent's tree: every path ends at a leaf.
-        tree_end = np.append(roots[1:], n_nodes)[np.searchsorted(roots, node, side="right") - 1]
-        for name, child in (("children_left", left), ("children_right", right)):
-            if np.any(internal & ((child <= node) | (child >= tree_end))):
-                raise bad(name, "points to a node that is not a later node of the same tree")
-        feature = checked["feature"].astype(np.int64)
-        if np.any(internal & ((feature < 0) | (feature >= n_features))):
-            raise bad("feature", f"has indices outside 0..{n_features - 1}")
-        threshold = checked["threshold"].astype(np.float64)
-        if np.any(internal & ~np.isfinite(threshold)):
-            raise bad("threshold", "has non-finite values")
-        value = checked["value"].astype(np.float64)
+        checked = _typed_arrays(arrays, n_classes, source)
+        _check_trees(checked, source)
+        internal = checked["children_left"] >= 0
+        if np.any(internal & ((checked["feature"] < 0) | (checked["feature"] >= n_features))):
+            raise _bad(source, "feature", f"has indices outside 0..{n_features - 1}")
+        if np.any(internal & ~np.isfinite(checked["threshold"])):
+            raise _bad(source, "threshold", "has non-finite values")
+        value = checked["value"]
         if not np.all(np.isfinite(value)) or np.any(value < 0):
-            raise bad("value", "has negative or non-finite probabilities")
-        return cls(children_left=left, children_right=right, feature=feature,
-                   threshold=threshold, value=value,
-                   missing_go_to_left=checked["missing_go_to_left"].astype(bool), roots=roots)
+            raise _bad(source, "value", "has negative or non-finite probabilities")
+        return cls(**checked)
+
+
+# What each array of forest.npz holds: integer indices, float values, booleans.
+_KINDS = {"children_left": "i", "children_right": "i", "feature": "i", "roots": "i",
+          "threshold": "f", "value": "f", "missing_go_to_left": "b"}
+_TYPES = {"i": np.int64, "f": np.float64, "b": bool}
+
+
+def _bad(source: str, name: str, why: str) -> InputError:
+    return InputError(f"{source} array {name!r} {why}")
+
+
+def _typed_arrays(arrays: dict[str, np.ndarray], n_classes: int,
+                  source: str) -> dict[str, np.ndarray]:
+    """The forest's arrays with their dtypes and shapes checked, cast to int64, float64, bool."""
+    for name, kind in _KINDS.items():
+        dtype = np.asarray(arrays[name]).dtype
+        if dtype.kind != kind and not (kind == "b" and dtype.kind in "iu"):
+            raise _bad(source, name, f"has dtype {dtype}")
+    left = np.asarray(arrays["children_left"])
+    n_nodes = left.shape[0] if left.ndim == 1 else -1
+    for name in ("children_left", "children_right", "feature", "threshold",
+                 "missing_go_to_left"):
+        shape = np.asarray(arrays[name]).shape
+        if shape != (n_nodes,):
+            raise _bad(source, name, f"has shape {shape}, expected ({n_nodes},)")
+    shape = np.asarray(arrays["value"]).shape
+    if shape != (n_nodes, n_classes):
+        raise _bad(source, "value", f"has shape {shape}, expected "
+                                    f"({n_nodes}, {n_classes}) for {n_classes} classes")
+    return {name: np.asarray(arrays[name]).astype(_TYPES[kind]) for name, kind in _KINDS.items()}
+
+
+def _check_trees(checked: dict[str, np.ndarray], source: str) -> None:
+    """Roots start trees and every child is a later node of its parent's tree.
+
+    So every path from a root ends at a leaf, and :meth:`Forest._tree_leaves` ends.
+    """
+    roots, left, right = checked["roots"], checked["children_left"], checked["children_right"]
+    n_nodes = left.shape[0]
+    if roots.ndim != 1 or roots.size == 0 or roots[0] != 0 or np.any(np.diff(roots) <= 0) \
+            or roots[-1] >= n_nodes:
+        raise _bad(source, "roots", "is not an increasing list of tree starts")
+    node = np.arange(n_nodes)
+    internal = left >= 0
+    if np.any((right >= 0) != internal) or np.any(left[~internal] != -1):
+        raise _bad(source, "children_right",
+                   "does not match children_left (leaves have -1 in both)")
+    tree_end = np.append(roots[1:], n_nodes)[np.searchsorted(roots, node, side="right") - 1]
+    for name, child in (("children_left", left), ("children_right", right)):
+        if np.any(internal & ((child <= node) | (child >= tree_end))):
+            raise _bad(source, name, "points to a node that is not a later node of the same tree")

@@ -10,19 +10,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import pandas as pd
-from svetlana_core.errors import InputError
-from svetlana_core.stats import classification_metrics
+
+from svetlana_core import io
 from svetlana_core.baseline.forest import FOREST_FILE, Forest
-
-FORMAT_VERSION = 1
-MODEL_FILE = "model.json"
-
-
-# --------------------------------------------------------------------------------------------
-# The model
-# --------------------------------------------------------------------------------------------
+from svetlana_core.errors import InputError
+from svetlana_core.models.folder import MODEL_FILE, RF_FORMAT_VERSION, read_model_meta
+from svetlana_core.stats import classification_metrics
+from svetlana_core.values import json_safe
 
 
 def _feature_matrix(features: Any, feature_names: Sequence[str], what: str) -> np.ndarray:
@@ -111,7 +108,7 @@ class BaselineModel:
         return [self.classes[i] for i in proba.argmax(axis=1)]
 
     def evaluate(self, features: pd.DataFrame, y_true: Sequence[str]) -> dict:
-        """:func:`svetlana_core.metrics.classification_metrics` of the predictions of
+        """:func:`svetlana_core.stats.classification_metrics` of the predictions of
         ``features`` against ``y_true``."""
         return classification_metrics(list(y_true), self.predict(features), self.classes)
 
@@ -122,14 +119,20 @@ class BaselineModel:
     def save(self, folder: str | Path) -> Path:
         """Write ``model.json`` and ``forest.npz`` into ``folder`` (created if needed).
 
+        Each file is written atomically (:func:`svetlana_core.io.atomic_write`), the forest
+        first: a reader sees the old model or the new one, and a ``model.json`` that names a
+        forest it does not match is refused on load (``forest_sha256``). Values that are not
+        finite (a NaN metric) are written as ``null``: the file is strict JSON.
+
         Returns the folder. Existing files of those names are replaced.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        forest_path = folder / FOREST_FILE
-        np.savez(forest_path, **self.forest.to_arrays())
+        forest_path = io.atomic_write(
+            folder / FOREST_FILE, lambda handle: np.savez(handle, **self.forest.to_arrays())
+        )
         meta = {
-            "format_version": FORMAT_VERSION,
+            "format_version": RF_FORMAT_VERSION,
             "arch": "rf",
             "classes": list(self.classes),
             "feature_names": list(self.feature_names),
@@ -143,7 +146,8 @@ class BaselineModel:
             "versions": _versions(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2, allow_nan=True) + "\n")
+        text = json.dumps(json_safe(meta), indent=2, allow_nan=False) + "\n"
+        io.atomic_write_bytes(folder / MODEL_FILE, text.encode("utf-8"))
         return folder
 
 
@@ -191,35 +195,12 @@ def train_baseline(
     """
     from sklearn.ensemble import RandomForestClassifier
 
-    class_list = [str(c) for c in classes]
-    if len(set(class_list)) != len(class_list):
-        raise InputError(f"classes repeats names: {class_list}")
     if class_weight not in ("balanced", "balanced_subsample", None):
         raise InputError(f"class_weight must be 'balanced', 'balanced_subsample' or None, got "
                          f"{class_weight!r}")
-    if not isinstance(features, pd.DataFrame):
-        raise InputError(f"features must be a pandas DataFrame, got {type(features).__name__}")
+    class_list, codes = _class_codes(features, y, classes)
     names = [str(c) for c in features.columns]
-    if len(set(names)) != len(names):
-        raise InputError("features has repeated column names")
-    if isinstance(y, pd.Series) and not y.index.equals(features.index):
-        raise InputError("y is a Series whose index differs from the index of features; "
-                         "align them or pass list(y)")
-    y_list = list(y)
-    if len(y_list) != len(features):
-        raise InputError(f"y has {len(y_list)} values but features has {len(features)} rows")
-    missing = np.flatnonzero(pd.isna(np.asarray(y_list, dtype=object)))
-    if missing.size:
-        raise InputError(f"y has {missing.size} missing class name(s) (first at row {missing[0]})")
-    y_names = [str(v) for v in y_list]
-    unknown = sorted(set(y_names) - set(class_list))
-    if unknown:
-        raise InputError(f"y has class name(s) {unknown} that are not in classes {class_list}")
-    if len(set(y_names)) < 2:
-        raise InputError(f"y has {len(set(y_names))} distinct class(es); a classifier needs at "
-                         f"least two")
     x = _feature_matrix(features, names, "features")
-    codes = np.array([class_list.index(v) for v in y_names], dtype=np.int64)
     params = {"n_estimators": int(n_estimators), "class_weight": class_weight, "seed": int(seed),
               "max_depth": max_depth, "min_samples_leaf": int(min_samples_leaf),
               "max_features": max_features}
@@ -242,39 +223,35 @@ def train_baseline(
     )
 
 
-def _read_meta(folder: Path) -> dict:
-    path = folder / MODEL_FILE
-    if not path.is_file():
-        raise InputError(f"{path} not found: not a model folder")
-    try:
-        meta = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{path} must hold a JSON object, got {type(meta).__name__}")
-    required = {"format_version": int, "arch": str, "classes": list, "feature_names": list,
-                "params": dict, "forest_sha256": str}
-    for key, kind in required.items():
-        if key not in meta:
-            raise InputError(f"{path} has no key {key!r}")
-        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
-            raise InputError(f"{path} key {key!r} must be a {kind.__name__}, got "
-                             f"{type(meta[key]).__name__}")
-    if meta["format_version"] != FORMAT_VERSION:
-        raise InputError(f"{path} key 'format_version' is {meta['format_version']}; this "
-                         f"version of Svetlana reads {FORMAT_VERSION}")
-    if meta["arch"] != "rf":
-        raise InputError(f"{path} key 'arch' is {meta['arch']!r}, not 'rf': this is not a "
-                         f"random-forest baseline (load CNNs with svetlana_core.training)")
-    for key in ("classes", "feature_names"):
-        values = meta[key]
-        if not values or not all(isinstance(v, str) and v for v in values) \
-                or len(set(values)) != len(values):
-            raise InputError(f"{path} key {key!r} must be a non-empty list of distinct names")
-    for key, kind in (("metrics", dict), ("feature_importances", dict), ("data", dict)):
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise InputError(f"{path} key {key!r} must be a {kind.__name__} or null")
-    return meta
+def _class_codes(
+    features: Any, y: Sequence[str] | pd.Series, classes: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """The class names and the class index of each row, after checking `y` against both."""
+    class_list = [str(c) for c in classes]
+    if len(set(class_list)) != len(class_list):
+        raise InputError(f"classes repeats names: {class_list}")
+    if not isinstance(features, pd.DataFrame):
+        raise InputError(f"features must be a pandas DataFrame, got {type(features).__name__}")
+    if len({str(c) for c in features.columns}) != len(features.columns):
+        raise InputError("features has repeated column names")
+    if isinstance(y, pd.Series) and not y.index.equals(features.index):
+        raise InputError("y is a Series whose index differs from the index of features; "
+                         "align them or pass list(y)")
+    y_list = list(y)
+    if len(y_list) != len(features):
+        raise InputError(f"y has {len(y_list)} values but features has {len(features)} rows")
+    missing = np.flatnonzero(pd.isna(np.asarray(y_list, dtype=object)))
+    if missing.size:
+        raise InputError(f"y has {missing.size} missing class name(s) (first at row {missing[0]})")
+    y_names = [str(v) for v in y_list]
+    unknown = sorted(set(y_names) - set(class_list))
+    if unknown:
+        raise InputError(f"y has class name(s) {unknown} that are not in classes {class_list}")
+    if len(set(y_names)) < 2:
+        raise InputError(f"y has {len(set(y_names))} distinct class(es); a classifier needs at "
+                         f"least two")
+    index = {name: code for code, name in enumerate(class_list)}
+    return class_list, np.array([index[v] for v in y_names], dtype=np.int64)
 
 
 def load_baseline(folder: str | Path) -> BaselineModel:
@@ -291,7 +268,7 @@ def load_baseline(folder: str | Path) -> BaselineModel:
         mistyped key, another architecture, a checksum mismatch or a malformed array.
     """
     folder = Path(folder)
-    meta = _read_meta(folder)
+    meta = read_model_meta(folder, kind="rf")  # model.json, checked as every model folder's
     forest_path = folder / FOREST_FILE
     if not forest_path.is_file():
         raise InputError(f"{forest_path} not found (named by {folder / MODEL_FILE})")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
+
 import numpy as np
 import pandas as pd
-from svetlana_core.errors import InputError
-from svetlana_core.baseline.model import BaselineModel, train_baseline
-from svetlana_core.objects.features import object_features
 
-# --------------------------------------------------------------------------- from files
+from svetlana_core import io
+from svetlana_core.baseline.model import BaselineModel, train_baseline
+from svetlana_core.errors import InputError
+from svetlana_core.objects import object_features
+
+# The split of the CNN, from its numpy module: the lazy training package would not load torch
+# for it either, but naming the module says that none is needed.
+from svetlana_core.training.split import split_train_val
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,7 @@ class BaselineRun:
     model : BaselineModel
         Fitted on the training objects, carrying the validation metrics.
     metrics : dict or None
-        :func:`svetlana_core.metrics.classification_metrics` on the validation objects (None
+        :func:`svetlana_core.stats.classification_metrics` on the validation objects (None
         when ``val_fraction`` is 0).
     n_train, n_val : int
     """
@@ -47,7 +53,8 @@ def train_from_labels(
     """Compute features of the labelled objects, split grouped by image, fit and score.
 
     The split is :func:`svetlana_core.training.split_train_val` (stratified, grouped), the
-    same as the CNN's, so the two are compared on the same kind of split.
+    same as the CNN's, so the two are compared on the same kind of split. Nothing here imports
+    torch: ``training.split`` is a numpy module.
 
     Parameters
     ----------
@@ -70,11 +77,6 @@ def train_from_labels(
     -------
     BaselineRun, or None when stopped.
     """
-    import inspect
-
-    from svetlana_core import io
-    from svetlana_core.training import split_train_val
-
     accepted = [name for name, parameter in inspect.signature(train_baseline).parameters.items()
                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"]
     foreign = sorted(set(params) - set(accepted))
@@ -96,9 +98,10 @@ def train_from_labels(
             return None
     data = pd.concat(parts, ignore_index=True)
     classes = sorted(data["_class"].unique())
-    y = np.array([classes.index(c) for c in data["_class"]])
+    y = pd.Categorical(data["_class"], categories=classes).codes.astype(np.int64)
     group = group_by or (lambda name: name)
-    groups = np.array([group(n) for n in data["_image"]])
+    # One call of group_by per image, not per object.
+    groups = np.array(data["_image"].map({name: group(name) for name in files}).tolist())
     train_idx, val_idx = split_train_val(y, groups, val_fraction, seed)
     features = data.drop(columns=["_image", "_class"])
     model = train_baseline(features.iloc[train_idx], list(data["_class"].iloc[train_idx]),

@@ -1,4 +1,4 @@
-"""Read and write images and label masks, pair them by file name, parse plate wells.
+"""Read and write images and label masks, pair them by file name, read the labels CSV.
 
 Canonical layout
 ----------------
@@ -37,32 +37,25 @@ The suffixes are matched in any case; the stem itself is matched exactly. When t
 image folder, a file whose stem ends with one of those suffixes is a mask, never an image.
 Exactly one mask must match each image and each mask may serve one image only; otherwise
 :class:`~svetlana_core.errors.InputError` says which files are missing or in conflict.
+:func:`folder_files` is the one resolver of folders for training, evaluation and jobs: the pairs
+by image file name, or every mask of a folder for mask-only data.
 
-Wells (:func:`parse_well`)
---------------------------
-A well is read from a file name as, first, an Opera Phenix / Operetta token ``r<row>c<column>``
-(``r01c01f01p01-ch1.tiff``: 1-based row and column, any case), otherwise as the first token
-``<row letters><column number>`` such as ``A01``, ``A1``, ``P24`` or ``AF48`` (upper-case rows
-``A`` to ``AF``, columns 1 to 48: up to a 1536-well plate). Tokens with a two-digit column win
-over one-digit ones, so ``Plate_A01_S1_W1.tif`` is ``A01``. A token must stand alone: at the
-start or end of the name or between characters that are neither letters nor digits (``_``, ``-``,
-``.``, space).
-Lower-case letters are never read as rows, because ``s1``, ``w1``, ``t1``, ``z1`` name sites,
-wavelengths, time points and planes in microscope file names.
+Plate wells in file names are read by :func:`svetlana_core.plate.parse_well`.
 
 Safety
 ------
-Nothing here modifies a user's file. The only writers, :func:`write_tiff` and
-:func:`atomic_write_bytes`, write a temporary file in the target folder and rename it into place,
-so a reader never sees half a file. Pickled data is read from Cellpose ``*_seg.npy`` files only,
-and then only numpy arrays and plain Python values are let through (see :func:`read_mask`).
+Nothing here modifies a user's file. Every writer (:func:`write_tiff`, :func:`write_csv`,
+:func:`atomic_write_bytes`) goes through :func:`atomic_write`, which writes a temporary file in the
+target folder and renames it into place, so a reader never sees half a file. Pickled data is
+read from Cellpose ``*_seg.npy`` files only, and then only numpy arrays and plain Python values
+are let through (see :func:`read_mask`).
 """
 
 from svetlana_core.io.axes import guess_axes, to_canonical
-from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
-from svetlana_core.io.pairing import Files, MASK_SUFFIXES, Pair, folder_files, group_by_pattern, pair_files
-from svetlana_core.io.write import atomic_write, atomic_write_bytes, write_csv, write_tiff
 from svetlana_core.io.labels import read_labels_csv
+from svetlana_core.io.pairing import Files, MASK_SUFFIXES, Pair, folder_files, group_by_pattern, pair_files
+from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
+from svetlana_core.io.write import atomic_write, atomic_write_bytes, write_csv, write_tiff
 
 __all__ = [
     'Files',

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+
 import numpy as np
+
 from svetlana_core.errors import InputError
 
 _AXIS_LETTERS = "CZYX"
 # tifffile axis codes we understand; any other code (Q, I, ...) means "unknown, guess".
 _KNOWN_TIFF_AXES = frozenset("TZCYXS")
-
-
-# --------------------------------------------------------------------------------------------
-# axes
-# --------------------------------------------------------------------------------------------
 
 
 def guess_axes(shape: tuple[int, ...], ndim_hint: int | None = None) -> str:

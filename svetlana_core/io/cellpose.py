@@ -6,8 +6,11 @@ import importlib
 import pickle
 from pathlib import Path
 from typing import Any
+
 import numpy as np
+
 from svetlana_core.errors import InputError
+
 
 def _load_npy(path: Path) -> np.ndarray:
     try:

@@ -11,8 +11,6 @@ from svetlana_core.errors import InputError, listing
 if TYPE_CHECKING:  # pandas loads inside the reader
     import pandas as pd
 
-# ---------------------------------------------------------------------------- labels CSV
-
 
 def read_labels_csv(path: str | os.PathLike) -> "pd.DataFrame":
     """Read a labels CSV ``image,label,class`` (the exchange format of labels).

@@ -1,4 +1,5 @@
-"""Pair image files with their masks by file stem, and group image names for a split."""
+"""Pair image files with their masks by file stem (the one resolver of folders), and group
+image names for a split."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from svetlana_core.errors import InputError
+
+from svetlana_core.errors import InputError, listing
 from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 
 MASK_SUFFIXES: tuple[str, ...] = ("_cp_masks", "_seg", "_masks", "_mask", "_labels", "_label")
@@ -95,12 +97,10 @@ def pair_files(
         if not folder.is_dir():
             raise InputError(f"{what} folder {folder} does not exist or is not a folder")
     same_folder = images_dir.resolve() == masks_dir.resolve()
-
     candidates: dict[str, list[Path]] = {}
     for mask in _list_files(masks_dir, MASK_EXTENSIONS):
         for stem in _stems_matched_by_mask(mask, same_folder):
             candidates.setdefault(stem, []).append(mask)
-
     images = [
         path
         for path in _list_files(images_dir, IMAGE_EXTENSIONS)
@@ -110,7 +110,14 @@ def pair_files(
         raise InputError(
             f"image folder {images_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
         )
+    pairs = _one_mask_each(images, candidates, images_dir, masks_dir)
+    return sorted(pairs, key=lambda pair: (pair.stem, pair.image.name))
 
+
+def _one_mask_each(
+    images: list[Path], candidates: dict[str, list[Path]], images_dir: Path, masks_dir: Path
+) -> list[Pair]:
+    """The pair of each image, or InputError: an image with no or several masks, a shared mask."""
     pairs, missing = [], []
     for image in images:
         found = candidates.get(image.stem, [])
@@ -125,15 +132,12 @@ def pair_files(
         else:
             pairs.append(Pair(image=image, mask=found[0], stem=image.stem))
     if missing:
-        missing.sort()
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise InputError(
             f"{len(missing)} image(s) in {images_dir} have no mask in {masks_dir}: "
-            f"{', '.join(missing[:5])}{more} (a mask is named <stem>.<ext> in its own folder, "
+            f"{listing(sorted(missing))} (a mask is named <stem>.<ext> in its own folder, "
             "<stem>.npy, <stem>_cp_masks.<ext>, <stem>_seg.npy, <stem>_mask(s).<ext> or "
             "<stem>_label(s).<ext>)"
         )
-
     users: dict[Path, list[Path]] = {}
     for pair in pairs:
         users.setdefault(pair.mask, []).append(pair.image)
@@ -141,7 +145,7 @@ def pair_files(
         if len(shared) > 1:
             names = ", ".join(sorted(path.name for path in shared))
             raise InputError(f"mask {mask.name} matches several images: {names}")
-    return sorted(pairs, key=lambda pair: (pair.stem, pair.image.name))
+    return pairs
 
 
 def _list_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:

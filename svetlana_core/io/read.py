@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+
 import imageio.v3 as iio
 import numpy as np
 import tifffile
 from scipy import ndimage
+
 from svetlana_core.errors import InputError, byte_size
 from svetlana_core.io.axes import _KNOWN_TIFF_AXES, _to_canonical, guess_axes
 from svetlana_core.io.cellpose import _load_npy, _read_cellpose_seg
@@ -19,11 +21,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 MASK_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".npy")
 """Extensions (lower case) of mask files. JPEG is lossy and cannot hold labels."""
 _MAX_LABEL = np.iinfo(np.int64).max  # labels are int64 in object tables and in the store
-
-
-# --------------------------------------------------------------------------------------------
-# reading
-# --------------------------------------------------------------------------------------------
 
 
 def read_image(
@@ -77,17 +74,22 @@ def _axes_from_file(shape: tuple[int, ...], file_axes: str | None, path: Path) -
     """Map tifffile / colour axes to our letters; None when the file does not say."""
     if file_axes is None or not set(file_axes) <= _KNOWN_TIFF_AXES:
         return None
-    if "T" in file_axes:
-        raise InputError(
-            f"image {path} is a time series (axes {file_axes}, shape {tuple(shape)}); "
-            "time series are not supported: save one file per time point"
-        )
+    _refuse_time_series(file_axes, shape, f"image {path}")
     if "S" in file_axes and "C" in file_axes:
         raise InputError(
             f"image {path} has both channels and colour samples (axes {file_axes}, shape "
             f"{tuple(shape)}); pass axes= to say which is which (e.g. 'ZYXC')"
         )
     return file_axes.replace("S", "C")
+
+
+def _refuse_time_series(file_axes: str, shape: tuple[int, ...], what: str) -> None:
+    """Refuse a file whose axes hold time (a time axis of length 1 is already squeezed)."""
+    if "T" in file_axes:
+        raise InputError(
+            f"{what} is a time series (axes {file_axes}, shape {tuple(shape)}); time series "
+            "are not supported: save one file per time point"
+        )
 
 
 def _check_image_dtype(array: np.ndarray, path: Path) -> None:
@@ -162,11 +164,7 @@ def _single_channel(array: np.ndarray, file_axes: str | None, path: Path) -> np.
     """Remove a colour / channel axis from a mask when all its channels are equal."""
     if file_axes is None or not set(file_axes) <= _KNOWN_TIFF_AXES:
         return array
-    if "T" in file_axes:
-        raise InputError(
-            f"mask {path} is a time series (axes {file_axes}, shape {array.shape}); "
-            "save one mask per time point"
-        )
+    _refuse_time_series(file_axes, array.shape, f"mask {path}")
     # Colour samples last (RGB PNG / TIFF) or an explicit channel axis (ImageJ, OME). Leading
     # samples ("SYX") are what tifffile reports for a plain 3-plane stack, so they stay planes.
     channel_axis = file_axes.find("C")
@@ -337,11 +335,6 @@ def _read_pillow(path: Path, keep_palette: bool) -> tuple[np.ndarray, str | None
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return array, ("YXS" if array.ndim == 3 else "YX")
-
-
-# --------------------------------------------------------------------------------------------
-# pairs
-# --------------------------------------------------------------------------------------------
 
 
 def load_pair(

@@ -1,4 +1,8 @@
-"""Writing outputs: TIFF class maps and an atomic writer that every output goes through."""
+"""Writing outputs: the atomic writer every output goes through, TIFF class maps and CSV tables.
+
+:func:`atomic_write` is the one place a file of the project is written: a temporary file beside
+the target, flushed to disk and renamed over it, so a reader never sees half a file.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-import numpy as np
-import tifffile
-from svetlana_core.errors import InputError
-import pandas as pd
 
-# --------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------
+import numpy as np
+import pandas as pd
+import tifffile
+
+from svetlana_core.errors import InputError
 
 
 def write_tiff(
@@ -43,12 +45,8 @@ def write_tiff(
     Returns
     -------
     Path
-        The written file.
-
-    Raises
-    ------
-    InputError
-        If the folder of `path` does not exist.
+        `path`, through :func:`atomic_write` (which raises :class:`InputError` when the
+        folder of `path` does not exist).
     """
     array = np.asarray(array)
 
@@ -65,24 +63,9 @@ def write_tiff(
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write bytes to a file atomically (temporary file in the same folder, then rename).
+    """:func:`atomic_write` of bytes already in memory: `data` replaces the file `path`.
 
-    Parameters
-    ----------
-    path : str or path-like
-        Target file; its folder must exist. An existing file is replaced.
-    data : bytes
-        Content.
-
-    Returns
-    -------
-    Path
-        The written file.
-
-    Raises
-    ------
-    InputError
-        If the folder of `path` does not exist.
+    Returns `path`; raises :class:`InputError` when its folder does not exist.
     """
     return atomic_write(Path(path), lambda handle: handle.write(data))
 

@@ -1,15 +1,50 @@
-"""Hand-crafted object features (shape and intensity), for the random-forest baseline."""
+"""Hand-crafted object features (shape and intensity), for the random-forest baseline.
+
+Columns of :func:`object_features` (one row per label, float64, pixel / voxel units, never
+absolute position or orientation):
+
+============================  =====  =======================================================
+column                        dims   meaning
+============================  =====  =======================================================
+``area``                      2D 3D  pixel / voxel count
+``perimeter``                 2D     scikit-image ``perimeter`` (4-connected contour length)
+``circularity``               2D     4 pi area / perimeter^2 (about 1 for a disk)
+``eccentricity``              2D     of the ellipse with the same second moments (0 = disk)
+``solidity``                  2D 3D  area / convex-hull area, as scikit-image counts it
+``extent``                    2D 3D  area / bounding-box area
+``axis_major_length``         2D 3D  from the inertia tensor, as scikit-image
+``axis_intermediate_length``  3D     the middle axis, same formula
+``axis_minor_length``         2D 3D
+``axis_ratio``                2D 3D  minor / major (1 = round, towards 0 = elongated)
+``axis_ratio_intermediate``   3D     intermediate / major (low with ``axis_ratio`` = rod)
+``equivalent_diameter_area``  2D 3D  diameter of the disk / ball of the same area
+``euler_number``              2D 3D  objects minus holes (3D: plus cavities minus tunnels)
+``surface_area``              3D     count of voxel faces between the object and anything else
+``sphericity``                3D     pi^(1/3) (6 volume)^(2/3) / ``surface_area``
+``ch{c}_mean``, ``_std``,     image  statistics of channel ``c`` inside the object
+``_min``, ``_max``, ``_sum``,        (``std`` is the population std, ``p50`` the median,
+``_p10``, ``_p50``, ``_p90``         percentiles interpolate linearly as ``np.percentile``)
+``ch{c}_ring_mean``           image  mean of channel ``c`` on the background within
+                                     ``ring_width`` pixels of the object
+``ch{c}_contrast``            image  ``ch{c}_mean - ch{c}_ring_mean``
+============================  =====  =======================================================
+
+A value that is undefined for an object is NaN (the circularity of a one-pixel object, the ring
+of an object with no background around it).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import ConvexHull
 from skimage.measure import regionprops_table
 from skimage.segmentation import expand_labels
+
 from svetlana_core.errors import InputError
+from svetlana_core.objects.checks import check_image, check_labels, check_mask
 
 SHAPE_FEATURES_2D = (
     "area",
@@ -40,42 +75,6 @@ SHAPE_FEATURES_3D = (
 )
 INTENSITY_STATISTICS = ("mean", "std", "min", "max", "sum", "p10", "p50", "p90")
 _PERCENTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0}
-
-
-# --------------------------------------------------------------------------------------------
-# Features
-# --------------------------------------------------------------------------------------------
-
-
-def _check_mask(mask: Any) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.ndim not in (2, 3):
-        raise InputError(
-            f"mask must be 2D (rows, columns) or 3D (planes, rows, columns), got shape {mask.shape}"
-        )
-    if mask.dtype == bool or not np.issubdtype(mask.dtype, np.integer):
-        raise InputError(
-            f"mask must hold integer labels (0 = background), got dtype {mask.dtype}"
-        )
-    if mask.size and mask.min() < 0:
-        raise InputError(f"mask has negative labels (minimum {mask.min()}); labels must be >= 0")
-    return mask
-
-
-def _check_image(image: Any, mask: np.ndarray) -> np.ndarray | None:
-    if image is None:
-        return None
-    image = np.asarray(image)
-    if image.ndim != mask.ndim + 1 or image.shape[1:] != mask.shape:
-        layout = "(C, rows, columns)" if mask.ndim == 2 else "(C, planes, rows, columns)"
-        raise InputError(
-            f"image has shape {image.shape} but mask has {mask.shape}: the image must be "
-            f"channel-first {layout} with the spatial shape of the mask"
-        )
-    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
-            or image.dtype == bool):
-        raise InputError(f"image must be numeric, got dtype {image.dtype}")
-    return image
 
 
 def _shape_features_2d(mask: np.ndarray) -> pd.DataFrame:
@@ -330,49 +329,67 @@ def object_features(
     >>> f.loc[7, ["area", "extent", "ch0_mean"]].tolist()
     [9.0, 1.0, 2.0]
     """
-    mask = _check_mask(mask)
-    image = _check_image(image, mask)
+    mask = check_mask(mask)
+    if image is not None:
+        image = check_image(image, mask)
     present = np.unique(mask)
+    check_labels(present)
     present = present[present != 0]
-    if labels is None:
-        wanted = present
-    else:
-        wanted = np.asarray(list(labels))
-        if wanted.size and not np.issubdtype(wanted.dtype, np.integer):
-            raise InputError(f"labels must be integers, got {wanted[:5].tolist()}")
-        unknown = np.setdiff1d(wanted, present)
-        if unknown.size:
-            raise InputError(
-                f"labels {unknown[:10].tolist()} are not objects of the mask "
-                f"(it has {present.size} labels between {present.min(initial=0)} and "
-                f"{present.max(initial=0)})"
-            )
+    wanted = present if labels is None else _requested(labels, present)
     unique_wanted = np.unique(wanted)
-    shape_columns = SHAPE_FEATURES_2D if mask.ndim == 2 else SHAPE_FEATURES_3D
-    if unique_wanted.size == 0:
-        shape = pd.DataFrame(columns=list(shape_columns), dtype=float)
+    table = _shape_table(mask, unique_wanted, present, convex_hull)
+    if image is not None:
+        table = table.join(_intensity_table(image, mask, unique_wanted, ring_width))
+    table = table.loc[wanted.astype(np.int64)] if wanted.size else table.iloc[:0]
+    table.index.name = "label"
+    return table
+
+
+def _requested(labels: Sequence[int], present: np.ndarray) -> np.ndarray:
+    """The requested labels as an array, checked against the labels of the mask."""
+    wanted = np.asarray(list(labels))
+    if wanted.size and not np.issubdtype(wanted.dtype, np.integer):
+        raise InputError(f"labels must be integers, got {wanted[:5].tolist()}")
+    unknown = np.setdiff1d(wanted, present)
+    if unknown.size:
+        raise InputError(
+            f"labels {unknown[:10].tolist()} are not objects of the mask "
+            f"(it has {present.size} labels between {present.min(initial=0)} and "
+            f"{present.max(initial=0)})"
+        )
+    return wanted
+
+
+def _shape_table(
+    mask: np.ndarray, labels: np.ndarray, present: np.ndarray, convex_hull: bool
+) -> pd.DataFrame:
+    """Shape features of the sorted unique `labels`, indexed by int64 label."""
+    columns = list(SHAPE_FEATURES_2D if mask.ndim == 2 else SHAPE_FEATURES_3D)
+    if labels.size == 0:
+        shape = pd.DataFrame(columns=columns, dtype=float)
     else:
         # Shape features do not depend on the other objects: drop the unrequested ones so that
         # regionprops only visits what was asked for.
-        own = mask if unique_wanted.size == present.size else np.where(
-            np.isin(mask, unique_wanted), mask, 0
-        )
+        own = mask if labels.size == present.size else np.where(np.isin(mask, labels), mask, 0)
         if mask.ndim == 2:
             shape = _shape_features_2d(own)
         else:
             shape = _shape_features_3d(own, convex_hull)
-    shape = shape.reindex(columns=list(shape_columns)).astype(float)
+    shape = shape.reindex(columns=columns).astype(float)
     shape.index = pd.Index(shape.index.to_numpy(dtype=np.int64), name="label")
-    table = shape
-    if image is not None:
-        if unique_wanted.size:
-            intensity = _intensity_features(image, mask, unique_wanted, ring_width)
-        else:
-            names = [f"ch{c}_{s}" for c in range(image.shape[0]) for s in INTENSITY_STATISTICS
-                     + (("ring_mean", "contrast") if ring_width > 0 else ())]
-            intensity = pd.DataFrame(columns=names, dtype=float)
-        intensity.index = pd.Index(intensity.index.to_numpy(dtype=np.int64), name="label")
-        table = shape.join(intensity)
-    table = table.loc[wanted.astype(np.int64)] if wanted.size else table.iloc[:0]
-    table.index.name = "label"
-    return table
+    return shape
+
+
+def _intensity_table(
+    image: np.ndarray, mask: np.ndarray, labels: np.ndarray, ring_width: float
+) -> pd.DataFrame:
+    """Intensity features of the sorted unique `labels` (maybe none), indexed by int64 label."""
+    if labels.size:
+        intensity = _intensity_features(image, mask, labels, ring_width)
+    else:
+        extra = ("ring_mean", "contrast") if ring_width > 0 else ()
+        names = [f"ch{c}_{s}" for c in range(image.shape[0])
+                 for s in INTENSITY_STATISTICS + extra]
+        intensity = pd.DataFrame(columns=names, dtype=float)
+    intensity.index = pd.Index(intensity.index.to_numpy(dtype=np.int64), name="label")
+    return intensity

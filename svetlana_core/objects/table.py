@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from svetlana_core.errors import InputError
-from svetlana_core.objects.checks import _SPATIAL_AXES, _check_mask
 
+from svetlana_core.objects.checks import SPATIAL_AXES, check_labels, check_mask
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,10 +29,7 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values = flat[starts]
     keep = values != 0
     values, starts, stops = values[keep], starts[keep], stops[keep]
-    if np.issubdtype(values.dtype, np.signedinteger) and values.size and values.min() < 0:
-        raise InputError(
-            f"mask has negative labels (smallest {values.min()}); labels must be >= 0"
-        )
+    check_labels(values)  # on the runs, far fewer than the pixels
     return values, starts, stops
 
 
@@ -53,7 +49,7 @@ def labels_of(mask: np.ndarray) -> np.ndarray:
     Raises
     ------
     InputError
-        If the mask is not an integer array, not 2D/3D, or holds negative labels.
+        For what :func:`~svetlana_core.objects.check_mask` refuses, and negative labels.
 
     Examples
     --------
@@ -63,7 +59,7 @@ def labels_of(mask: np.ndarray) -> np.ndarray:
     >>> labels_of(mask)
     array([ 7, 42], dtype=uint16)
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     values, _, _ = _runs(mask)
     # Sorting the runs (not the pixels) keeps this cheap even for huge, sparse label values.
     return np.unique(values)
@@ -104,8 +100,8 @@ def object_table(mask: np.ndarray) -> pd.DataFrame:
     >>> object_table(mask).loc[0, ["bbox_row_start", "bbox_row_stop"]].tolist()
     [1, 4]
     """
-    mask = _check_mask(mask)
-    axes = _SPATIAL_AXES[mask.ndim]
+    mask = check_mask(mask)
+    axes = SPATIAL_AXES[mask.ndim]
     values, starts, stops = _runs(mask)
     labels, index = np.unique(values, return_inverse=True)
     n_objects = labels.size

@@ -40,12 +40,9 @@ from typing import Any
 import numpy as np
 import albumentations as A  # noqa: E402
 from svetlana_core.errors import InputError  # noqa: E402
+from svetlana_core.patches.symmetry import DEFAULT_AUGMENT  # noqa: F401 (re-exported)
+from svetlana_core.patches.symmetry import apply_symmetries, compose_turns, parse_switches
 
-#: Flips and 90-degree rotations: the symmetries of the square (do not mutate; copy it).
-DEFAULT_AUGMENT: dict[str, Any] = {"flips": True, "rot90": True, "transforms": []}
-
-_SWITCHES = ("flips", "rot90", "flip_planes")
-_SPEC_KEYS = (*_SWITCHES, "transforms")
 _COMPOSITIONS = ("OneOf", "SomeOf", "Sequential")
 
 # Transforms that exist but cannot work on patches, with the reason shown to the user.
@@ -237,11 +234,24 @@ def _check_on_dummy(
                     f"{where} does not work on patches with {n_image_channels} image "
                     f"channel(s): {_pydantic_message(error)}"
                 ) from error
-        if result["image"].shape != image.shape or result["mask"].shape != mask.shape:
-            raise InputError(
-                f"{where} changes the patch shape from {size} to "
-                f"{tuple(result['image'].shape[:2])}; augmentations must keep the patch size"
-            )
+        _refuse_new_shape(result, image, mask, where)
+
+
+def _refuse_new_shape(
+    result: dict[str, np.ndarray], image: np.ndarray, mask: np.ndarray, where: str | None
+) -> None:
+    """Refuse a transform that changed the patch shape: the patches of a batch must stack.
+
+    `where` names the spec entry when it is checked on a synthetic patch; None at run time.
+    """
+    if result["image"].shape == image.shape and result["mask"].shape == mask.shape:
+        return
+    before, after = tuple(image.shape[:2]), tuple(result["image"].shape[:2])
+    if where is None:
+        raise InputError(f"augmentation changed the patch shape {before} to {after}; use "
+                         "transforms that keep the patch size")
+    raise InputError(f"{where} changes the patch shape from {before} to {after}; augmentations "
+                     "must keep the patch size")
 
 
 def _normalise_patch_shape(patch_shape: Any) -> tuple[int, ...] | None:
@@ -265,15 +275,7 @@ def _parse_spec(
     n_image_channels: int | None,
     patch_shape: Any,
 ) -> tuple[dict[str, Any], A.Compose | None]:
-    if spec is None:
-        spec = {}
-    elif isinstance(spec, (list, tuple)):
-        spec = {"transforms": list(spec)}
-    elif not isinstance(spec, Mapping):
-        raise InputError(
-            f"augmentation spec must be a dict, a list of transforms or None, got "
-            f"{type(spec).__name__}"
-        )
+    normal, entries = parse_switches(spec)  # the flips/rot90 part, shared with training
     if n_image_channels is not None and (
         not isinstance(n_image_channels, numbers.Integral)
         or isinstance(n_image_channels, bool)
@@ -283,24 +285,6 @@ def _parse_spec(
             f"n_image_channels={n_image_channels!r} is not valid: give an integer >= 0"
         )
     shape = _normalise_patch_shape(patch_shape)
-    for key in spec:
-        if key not in _SPEC_KEYS:
-            close = difflib.get_close_matches(str(key), _SPEC_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(
-                f"unknown augmentation key {key!r}{hint}; valid: {', '.join(_SPEC_KEYS)}"
-            )
-    normal: dict[str, Any] = {}
-    for key in _SWITCHES:
-        value = spec.get(key, False)
-        if not isinstance(value, bool):
-            raise InputError(f"augmentation {key}={value!r} is not valid: choose true or false")
-        normal[key] = value
-    entries = spec.get("transforms", [])
-    if entries is None:
-        entries = []
-    if not isinstance(entries, (list, tuple)):
-        raise InputError(f"augmentation transforms must be a list, got {type(entries).__name__}")
     leaves: list[tuple[str, type, dict[str, Any]]] = []
     parsed = [_parse_transform(e, f"transforms[{i}]", leaves) for i, e in enumerate(entries)]
     normal["transforms"] = [e for e, _ in parsed]
@@ -438,18 +422,17 @@ class Augment:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _geometry(self, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        # Plain numpy: exact, works for 2D and 3D alike, and costs nothing.
-        if self._spec["flip_planes"] and out.ndim == 4 and rng.random() < 0.5:
-            out = np.flip(out, axis=1)
+        # Exact, 2D and 3D alike, and costs nothing: views of the patch, drawn in a fixed order
+        # (planes, rows, columns, turns) so that a seed gives the same patches as always.
+        planes = np.array([self._spec["flip_planes"] and out.ndim == 4 and rng.random() < 0.5])
+        rows = columns = transpose = None
         if self._spec["flips"]:
-            for axis in (-2, -1):
-                if rng.random() < 0.5:
-                    out = np.flip(out, axis=axis)
+            rows, columns = np.array([rng.random() < 0.5]), np.array([rng.random() < 0.5])
         if self._spec["rot90"]:
             square = out.shape[-1] == out.shape[-2]
             turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
-            out = np.rot90(out, turns, axes=(-2, -1))
-        return out
+            rows, columns, transpose = compose_turns(rows, columns, np.array([turns]))
+        return apply_symmetries(out[None], planes, rows, columns, transpose)[0]
 
     def _albumentations(self, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         mask = np.ascontiguousarray(out[-1])
@@ -464,11 +447,7 @@ class Augment:
             raise InputError(
                 f"augmentation failed on a patch of shape {out.shape}: {error}"
             ) from error
-        if result["image"].shape != image.shape or result["mask"].shape != mask.shape:
-            raise InputError(
-                f"augmentation changed the patch shape {out.shape[1:]} to "
-                f"{result['mask'].shape}; use transforms that keep the patch size"
-            )
+        _refuse_new_shape(result, image, mask, None)
         new_mask = result["mask"][None].astype(np.float32)
         if out.shape[0] == 1:
             return new_mask

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+
 from svetlana_core.errors import InputError
-from svetlana_core.objects.checks import _check_mask
-from svetlana_core.objects import object_table
-from svetlana_core.patches.normalise import NORMALISATIONS, _check_choice, _check_image, _scale_channel, percentile_range
+from svetlana_core.objects import SPATIAL_AXES, check_image, check_mask, object_table
+from svetlana_core.patches.normalise import (
+    NORMALISATIONS,
+    _check_choice,
+    _scale_channel,
+    percentile_range,
+)
 from svetlana_core.patches.size import auto_patch_size
 
 MODES = ("context", "masked")
@@ -230,63 +236,86 @@ def extract(
     _check_choice(normalisation, "normalisation", NORMALISATIONS)
     if isinstance(dilation, bool) or not isinstance(dilation, (int, np.integer)) or dilation < 0:
         raise InputError(f"dilation must be an integer >= 0 (pixels); got {dilation!r}")
-    mask = _check_mask(mask)
-    ndim = mask.ndim
+    mask = check_mask(mask)
     if image is not None:
-        image = _check_image(image)
-        if image.ndim != ndim + 1 or image.shape[1:] != mask.shape:
-            raise InputError(
-                f"image has shape {image.shape} (spatial {image.shape[1:]}) but mask has shape "
-                f"{mask.shape}; expected image of shape (C, {', '.join(map(str, mask.shape))})"
-            )
+        image = check_image(image, mask)
     if table is None:
         table = object_table(mask)
-    size = auto_patch_size(table, ndim) if size is None else _check_size(size, ndim)
+    size = auto_patch_size(table, mask.ndim) if size is None else _check_size(size, mask.ndim)
     rows = _select(table, labels)
-
-    axes = ("row", "column") if ndim == 2 else ("plane", "row", "column")
-    centroids = rows[[f"centroid_{axis}" for axis in axes]].to_numpy(dtype=np.float64)
-    corners = np.floor(centroids + 0.5).astype(np.intp) - np.asarray(size) // 2
-    chosen = rows["label"].to_numpy()
-
-    n_channels = 0 if image is None else image.shape[0]
+    corners = _corners(rows, size)
+    value_range = None
     if image is not None and normalisation == "percentile":
         # Before the output is allocated: the sample's float64 copies then do not add to the peak.
         value_range = percentile_range(image, (1.0, 99.8))
+    n_channels = 0 if image is None else image.shape[0]
     patches = np.empty((len(rows), n_channels + 1, *size), dtype=np.float32)
-    masks, _, _ = _gather(mask[np.newaxis], corners, size)
-    own = masks[:, 0] == chosen.reshape((-1,) + (1,) * ndim)
-    del masks
+    own = _own_masks(mask, corners, size, rows["label"].to_numpy())
     patches[:, -1] = own
     if image is None:
         return patches
-
-    values = patches[:, :-1]
-    for channel in range(n_channels):  # one channel at a time: a smaller temporary
-        raw, border, inside = _gather(image[channel : channel + 1], corners, size)
-        if normalisation == "percentile":
-            low, span = (bound[channel] for bound in value_range)
-            _scale_channel(raw[:, 0], low, span, out=values[:, channel])
-        else:
-            values[:, channel] = raw[:, 0]
-    del raw
-    spatial_axes = tuple(range(2, ndim + 2))
+    values = patches[:, :-1]  # a view: the steps below fill the image channels in place
+    border, inside = _crop_channels(image, corners, size, value_range, out=values)
     if normalisation == "minmax":
-        low = values.min(axis=spatial_axes, keepdims=True)
-        high = values.max(axis=spatial_axes, keepdims=True)
-        if border.size:  # statistics over the pixels inside the image, not the padding
-            edge = values[border]
-            keep = inside[:, np.newaxis]
-            low[border] = np.where(keep, edge, np.inf).min(axis=spatial_axes, keepdims=True)
-            high[border] = np.where(keep, edge, -np.inf).max(axis=spatial_axes, keepdims=True)
-        span = high - low
-        span[span <= 0] = 1
-        values -= low
-        values /= span
+        _minmax_in_place(values, border, inside)
     if border.size:
         values[border] *= inside[:, np.newaxis]
     if mode == "masked":
-        if dilation:
-            own = dilate_masks(own, int(dilation))
-        values *= own[:, np.newaxis]
+        values *= (dilate_masks(own, int(dilation)) if dilation else own)[:, np.newaxis]
     return patches
+
+
+def _corners(rows: pd.DataFrame, size: tuple[int, ...]) -> np.ndarray:
+    """First pixel of each patch, shape (N, ndim): the centroid rounded half up, minus size // 2."""
+    axes = SPATIAL_AXES[len(size)]
+    centroids = rows[[f"centroid_{axis}" for axis in axes]].to_numpy(dtype=np.float64)
+    return np.floor(centroids + 0.5).astype(np.intp) - np.asarray(size) // 2
+
+
+def _own_masks(
+    mask: np.ndarray, corners: np.ndarray, size: tuple[int, ...], labels: np.ndarray
+) -> np.ndarray:
+    """Each patch's object, shape (N, *size) bool: True where the mask holds its label."""
+    masks, _, _ = _gather(mask[np.newaxis], corners, size)
+    return masks[:, 0] == labels.reshape((-1,) + (1,) * mask.ndim)
+
+
+def _crop_channels(
+    image: np.ndarray,
+    corners: np.ndarray,
+    size: tuple[int, ...],
+    value_range: tuple[np.ndarray, np.ndarray] | None,
+    out: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop every image channel into ``out`` (N, C, *size), scaled by ``value_range`` if given.
+
+    Returns the ``border`` and ``inside`` of :func:`_gather` (the same for every channel).
+    """
+    for channel in range(image.shape[0]):  # one channel at a time: a smaller temporary
+        raw, border, inside = _gather(image[channel : channel + 1], corners, size)
+        if value_range is not None:
+            low, span = (bound[channel] for bound in value_range)
+            _scale_channel(raw[:, 0], low, span, out=out[:, channel])
+        else:
+            out[:, channel] = raw[:, 0]
+    return border, inside
+
+
+def _minmax_in_place(values: np.ndarray, border: np.ndarray, inside: np.ndarray) -> None:
+    """Scale each patch and channel of ``values`` (N, C, *size) to [0, 1], in place.
+
+    The minimum and maximum are taken over the pixels inside the image, not the padding; a
+    constant patch becomes 0.
+    """
+    spatial_axes = tuple(range(2, values.ndim))
+    low = values.min(axis=spatial_axes, keepdims=True)
+    high = values.max(axis=spatial_axes, keepdims=True)
+    if border.size:
+        edge = values[border]
+        keep = inside[:, np.newaxis]
+        low[border] = np.where(keep, edge, np.inf).min(axis=spatial_axes, keepdims=True)
+        high[border] = np.where(keep, edge, -np.inf).max(axis=spatial_axes, keepdims=True)
+    span = high - low
+    span[span <= 0] = 1
+    values -= low
+    values /= span

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
 import numpy as np
+
 from svetlana_core.errors import InputError
+from svetlana_core.objects import check_image
 
 NORMALISATIONS = ("percentile", "minmax", "none")
 IMAGE_NORMALISATIONS = ("percentile", "none")
@@ -13,24 +16,6 @@ IMAGE_NORMALISATIONS = ("percentile", "none")
 # Percentiles are estimated on a regular strided grid of about this many pixels per channel:
 # within ~0.1 % of the exact value on microscopy images, in ~30 ms instead of ~1.5 s at 8000².
 _PERCENTILE_SAMPLES = 2**21
-
-
-def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
-    image = np.asarray(image)
-    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.issubdtype(
-        image.dtype, np.complexfloating
-    ):
-        raise InputError(f"{name} has dtype {image.dtype}; expected integer or float pixels")
-    if image.ndim not in (3, 4):
-        raise InputError(
-            f"{name} has shape {image.shape}; expected channel-first (C, rows, columns) "
-            "or (C, planes, rows, columns)"
-        )
-    if image.shape[0] == 0:
-        raise InputError(f"{name} has shape {image.shape}: no channels")
-    if image.dtype == bool:
-        image = image.view(np.uint8)
-    return image
 
 
 def _check_choice(value: str, name: str, choices: Sequence[str]) -> None:
@@ -150,7 +135,7 @@ def normalise(
     """
     _check_choice(method, "method", IMAGE_NORMALISATIONS)
     percentiles = _check_percentiles(percentiles)
-    image = _check_image(image)
+    image = check_image(image)
     if method == "none":
         return image.astype(np.float32)  # always a copy
     normalised = np.empty(image.shape, dtype=np.float32)

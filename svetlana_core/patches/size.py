@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
+
 from svetlana_core.errors import InputError
+from svetlana_core.objects import SPATIAL_AXES
 
 # auto_patch_size: the bbox extent that 95 % of objects fit in, times room for context.
 _SIZE_PERCENTILE = 95.0
@@ -51,7 +54,7 @@ def auto_patch_size(table: pd.DataFrame, ndim: int) -> tuple[int, ...]:
     if ndim not in _SIZE_LIMITS:
         raise InputError(f"ndim must be 2 or 3; got {ndim!r}")
     smallest, largest = _SIZE_LIMITS[ndim]
-    axes = ("row", "column") if ndim == 2 else ("plane", "row", "column")
+    axes = SPATIAL_AXES[ndim]
     needed = [f"bbox_{axis}_{end}" for axis in axes for end in ("start", "stop")]
     missing = [column for column in needed if column not in table.columns]
     if missing:

@@ -1,13 +1,15 @@
-"""Plate layouts (96, 384, 1536 wells): the wells of a plate, the smallest layout that holds some."""
+"""Plate layouts (96, 384, 1536 wells): the wells of a plate, the smallest layout holding some."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
 import numpy as np
 import pandas as pd
+
 from svetlana_core.errors import InputError, preview, require_columns
-from svetlana_core.plate.wells import _canonical_wells, _well_of, well_name
+from svetlana_core.plate.wells import _well_of, canonical_wells, well_name
 
 #: Number of wells -> (rows, columns) of the standard microplates.
 PLATE_LAYOUTS: dict[int, tuple[int, int]] = {96: (8, 12), 384: (16, 24), 1536: (32, 48)}
@@ -32,7 +34,7 @@ def plate_wells(n_wells: int) -> list[str]:
     >>> len(wells), wells[:2], wells[11:13], wells[-1]
     (96, ['A01', 'A02'], ['A12', 'B01'], 'H12')
     """
-    rows, columns = _layout_shape(n_wells, "n_wells")
+    rows, columns = layout_shape(n_wells, "n_wells")
     return [well_name(row, column) for row in range(rows) for column in range(1, columns + 1)]
 
 
@@ -62,7 +64,7 @@ def infer_layout(wells: Iterable[str]) -> int:
     names = pd.Series(list(wells), dtype=object).dropna().unique()
     if len(names) == 0:
         raise InputError("infer_layout needs at least one well name, got none")
-    rows, columns = _positions(pd.Index(names), "wells")
+    rows, columns = well_positions(pd.Index(names), "wells")
     for layout, (n_rows, n_columns) in sorted(PLATE_LAYOUTS.items()):
         if rows.max() < n_rows and columns.max() <= n_columns:
             return layout
@@ -105,14 +107,29 @@ def add_wells(objects: pd.DataFrame, well_of_image: Mapping[str, Any]) -> pd.Dat
             f"got {type(well_of_image).__name__}"
         )
     wells = objects["image"].map(dict(well_of_image))
-    return objects.assign(well=_canonical_wells(wells, "well_of_image"))
+    return objects.assign(well=canonical_wells(wells, "well_of_image"))
 
 
-# --------------------------------------------------------------------------- helpers
+def layout_shape(layout: Any, argument: str = "layout") -> tuple[int, int]:
+    """(rows, columns) of a plate layout.
 
+    Parameters
+    ----------
+    layout : int
+        Number of wells, one of the keys of :data:`PLATE_LAYOUTS`.
+    argument : str
+        Name of the argument, for the error message.
 
-def _layout_shape(layout: Any, argument: str) -> tuple[int, int]:
-    """(rows, columns) of a layout, or InputError naming `argument`."""
+    Raises
+    ------
+    InputError
+        If `layout` is not a known layout (``True`` and ``"96"`` are not).
+
+    Examples
+    --------
+    >>> layout_shape(384)
+    (16, 24)
+    """
     if isinstance(layout, bool) or layout not in PLATE_LAYOUTS:
         raise InputError(
             f"{argument} must be one of {sorted(PLATE_LAYOUTS)} wells, got {layout!r}"
@@ -120,30 +137,59 @@ def _layout_shape(layout: Any, argument: str) -> tuple[int, int]:
     return PLATE_LAYOUTS[int(layout)]
 
 
+def well_positions(wells: pd.Index, argument: str = "wells") -> tuple[np.ndarray, np.ndarray]:
+    """Row indices and column numbers of well names, each of shape (n,).
+
+    Parameters
+    ----------
+    wells : pandas.Index
+        Well names (or Well-like objects), without missing values.
+    argument : str
+        What `wells` is, for the error message.
+
+    Raises
+    ------
+    InputError
+        Naming `argument`, if a value is not a well name.
+
+    Examples
+    --------
+    >>> rows, columns = well_positions(pd.Index(["A01", "b7", "A01"]))
+    >>> rows.tolist(), columns.tolist()
+    ([0, 1, 0], [1, 7, 1])
+    """
+    try:
+        # One parse per distinct well (at most a plate's worth), not per object.
+        parsed = {name: _well_of(name) for name in wells.unique()}
+    except InputError as error:
+        raise InputError(f"{argument}: {error}") from None
+    positions = np.array([parsed[name] for name in wells], dtype=np.int64).reshape(-1, 2)
+    return positions[:, 0], positions[:, 1]
+
+
+def check_on_layout(wells: pd.Index, layout: int, argument: str = "wells") -> None:
+    """Raise :class:`InputError` naming the wells of `wells` that lie off a `layout` plate.
+
+    Examples
+    --------
+    >>> check_on_layout(pd.Index(["A01", "H12"]), 96)
+    >>> check_on_layout(pd.Index(["I01"]), 96)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    svetlana_core.errors.InputError: well(s) ['I01'] in wells are outside the 96-well plate ...
+    """
+    n_rows, n_columns = layout_shape(layout)
+    rows, columns = well_positions(wells, argument)
+    outside = (rows >= n_rows) | (columns > n_columns)
+    if outside.any():
+        raise InputError(
+            f"well(s) {preview(wells[outside].unique())} in {argument} are outside the "
+            f"{layout}-well plate ({_layout_extent(layout)})"
+        )
+
+
 def _layout_extent(layout: int) -> str:
     """Human description of a layout's rows and columns, e.g. 'rows A-H, columns 01-12'."""
     n_rows, n_columns = PLATE_LAYOUTS[layout]
     last = well_name(n_rows - 1, n_columns)
     return f"rows A-{last[:-2]}, columns 01-{last[-2:]}"
-
-
-def _positions(wells: pd.Index, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices and column numbers, shape (n,), of well names."""
-    unique = wells.unique()
-    try:
-        parsed = {name: _well_of(name) for name in unique}
-    except InputError as error:
-        raise InputError(f"{where}: {error}") from None
-    positions = np.array([parsed[name] for name in wells], dtype=np.int64).reshape(-1, 2)
-    return positions[:, 0], positions[:, 1]
-
-
-def _check_in_layout(wells: pd.Index, layout: int, where: str) -> None:
-    n_rows, n_columns = PLATE_LAYOUTS[layout]
-    rows, columns = _positions(wells, where)
-    outside = (rows >= n_rows) | (columns > n_columns)
-    if outside.any():
-        raise InputError(
-            f"well(s) {preview(wells[outside].unique())} in {where} are outside the "
-            f"{layout}-well plate ({_layout_extent(layout)})"
-        )

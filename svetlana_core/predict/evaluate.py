@@ -7,24 +7,14 @@ random-forest baseline are compared with the same metrics on the same objects.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
-import numpy as np
-from svetlana_core import io
-from svetlana_core.errors import InputError
-from svetlana_core.stats import classification_metrics
-from svetlana_core import objects
-from svetlana_core.models.folder import model_kind
 
-def _files(images_dir, masks_dir) -> dict[str, tuple[Path | None, Path]]:
-    """image name → (image path, mask path); mask-only data when ``images_dir`` is None."""
-    if images_dir is None:
-        masks = Path(masks_dir)
-        if not masks.is_dir():
-            raise InputError(f"masks folder {masks} does not exist")
-        return {p.name: (None, p) for p in sorted(masks.iterdir())
-                if p.suffix.lower() in io.MASK_EXTENSIONS}
-    return {p.image.name: (p.image, p.mask) for p in io.pair_files(images_dir, masks_dir)}
+import numpy as np
+
+from svetlana_core import io, objects
+from svetlana_core.errors import InputError
+from svetlana_core.models.folder import model_kind
+from svetlana_core.stats import classification_metrics
 
 
 def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike | None,
@@ -39,7 +29,7 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
     images_dir : path or None
         Images (None for mask-only models such as the 3D UroCell shape classifier).
     masks_dir : path
-        Masks, paired by file stem (:func:`svetlana_core.io.pair_files`).
+        Masks, paired with the images by :func:`svetlana_core.io.folder_files`.
     labels_csv : path
         ``image,label,class``; classes must be classes of the model.
     axes : str, optional
@@ -50,11 +40,11 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
     Returns
     -------
     dict
-        :func:`svetlana_core.metrics.classification_metrics` (``n, accuracy,
+        :func:`svetlana_core.stats.classification_metrics` (``n, accuracy,
         balanced_accuracy, macro_f1, per_class, confusion, classes``).
     """
     labels = io.read_labels_csv(labels_csv)
-    files = _files(images_dir, masks_dir)
+    files = io.folder_files(images_dir, masks_dir)
     unknown = sorted(set(labels["image"]) - set(files))
     if unknown:
         raise InputError(f"labels file {labels_csv} names {len(unknown)} image(s) that are not "
@@ -66,8 +56,7 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
         model = baseline.load_baseline(model_dir)
         classes = list(model.classes)
     else:
-        from svetlana_core.models import load_model
-        from svetlana_core.models import resolve_device
+        from svetlana_core.models import load_model, resolve_device
 
         model = load_model(model_dir, device=resolve_device(device))
         classes = list(model.classes)

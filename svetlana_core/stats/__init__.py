@@ -1,4 +1,4 @@
-"""Counts and fractions of classes per image, per well and per plate; plate layouts; exports.
+"""Counts and fractions of classes per image, per well and per plate; agreement; exports.
 
 The input is the tidy per-object table of a prediction (or of the annotations), one row per
 object keyed by ``(image, label)``::
@@ -8,9 +8,9 @@ object keyed by ``(image, label)``::
     A01_1.png     7  dead          0.88  A01
 
 Counting is a ``groupby`` on that table, so the order of its rows never matters. Plates are
-described by their number of wells (:data:`PLATE_LAYOUTS`); a well is named by its row letters and
-its two-digit column number ("A01", "P24", "AF48"), and addressed by a 0-based row index and a
-1-based column number, as :class:`svetlana_core.io.Well` does.
+described by their number of wells (:data:`svetlana_core.plate.PLATE_LAYOUTS`); wells are named and
+read by :mod:`svetlana_core.plate` ("A01", "P24", "AF48"; "a1" and "B007" are read too), and
+addressed by a 0-based row index and a 1-based column number.
 
 Per-well tables with a layout keep every well of the plate: a well with no image has NaN counts
 (nothing was measured there), an imaged well where no object was found has zeros. Images without a
@@ -21,8 +21,8 @@ This module needs only numpy and pandas at import; scikit-learn, scipy and openp
 the functions that use them.
 """
 
-from svetlana_core.stats.counts import counts_per_image, counts_per_plate, counts_per_well, plate_heatmap
 from svetlana_core.stats.agreement import agreement
+from svetlana_core.stats.counts import counts_per_image, counts_per_plate, counts_per_well, plate_heatmap
 from svetlana_core.stats.export import export_tables
 from svetlana_core.stats.metrics import classification_metrics
 

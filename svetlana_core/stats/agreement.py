@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from svetlana_core.stats.counts import _paired_values
 
-# --------------------------------------------------------------------------- agreement
+from svetlana_core.errors import InputError, preview
 
 
 def agreement(
@@ -62,3 +63,44 @@ def agreement(
         "mae": float(mean_absolute_error(reference_values, predicted_values)),
         "pearson_r": pearson,
     }
+
+
+def _paired_values(predicted: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Float arrays of the pairs to compare, aligned, with missing pairs dropped."""
+    if isinstance(predicted, pd.Series) and isinstance(reference, pd.Series):
+        for argument, series in (("predicted", predicted), ("reference", reference)):
+            if series.index.has_duplicates:
+                duplicated = series.index[series.index.duplicated()].unique()
+                raise InputError(f"{argument} has duplicated index keys {preview(duplicated)}")
+        not_in_reference = predicted.index.difference(reference.index)
+        not_in_predicted = reference.index.difference(predicted.index)
+        if len(not_in_reference) or len(not_in_predicted):
+            raise InputError(
+                "predicted and reference must have the same index keys: "
+                f"missing from reference {preview(not_in_reference)}, "
+                f"missing from predicted {preview(not_in_predicted)}"
+            )
+        reference = reference.reindex(predicted.index)
+    arrays = []
+    for argument, values in (("predicted", predicted), ("reference", reference)):
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            found = preview(np.asarray(values, dtype=object).ravel())
+            raise InputError(f"{argument} must hold numbers, got {found}") from None
+        if array.ndim != 1:
+            raise InputError(f"{argument} must be one-dimensional, got shape {array.shape}")
+        arrays.append(array)
+    predicted_values, reference_values = arrays
+    if len(predicted_values) != len(reference_values):
+        raise InputError(
+            f"predicted has {len(predicted_values)} values "
+            f"but reference has {len(reference_values)}"
+        )
+    kept = ~(np.isnan(predicted_values) | np.isnan(reference_values))
+    if kept.sum() < 2:
+        raise InputError(
+            "agreement needs at least 2 pairs of values present on both sides, "
+            f"got {int(kept.sum())}"
+        )
+    return predicted_values[kept], reference_values[kept]

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
 import numpy as np
 import pandas as pd
+
 from svetlana_core.errors import InputError, preview, require_columns
-from svetlana_core.plate.layout import PLATE_LAYOUTS, _check_in_layout, _layout_shape, _positions, infer_layout, plate_wells
-from svetlana_core.plate.wells import _canonical_wells, well_name
+from svetlana_core.plate import (
+    PLATE_LAYOUTS,
+    canonical_wells,
+    check_on_layout,
+    infer_layout,
+    layout_shape,
+    plate_wells,
+    well_name,
+    well_positions,
+)
 
 # Count columns of the per-image table that are not per class; class names that would
 # produce the same column name are refused.
 _RESERVED_CLASS_NAMES = ("objects", "images", "wells")
-
-
-# --------------------------------------------------------------------------- counting
 
 
 def counts_per_image(
@@ -135,36 +142,20 @@ def counts_per_well(
     (96, np.float64(1.0), np.float64(nan))
     """
     if layout is not None:
-        _layout_shape(layout, "layout")
+        layout_shape(layout, "layout")
     per_image = counts_per_image(objects, classes, images)
     classes = list(classes)
     keys = ["plate", "well"] if "plate" in per_image.columns else ["well"]
-    placed = per_image[keys].notna().all(axis=1)
-    count_columns = ["n_objects", *_count_columns(classes)]
-
-    grouped = per_image[placed].groupby(keys, sort=False)
-    table = grouped[count_columns].sum()
-    table.insert(0, "n_images", grouped.size())
-    imaged_wells = table.index.get_level_values("well")
+    table = _sum_per(per_image, keys, classes, sort=False)
     if layout is not None:
-        _check_in_layout(imaged_wells, layout, "the well column")
-        plates = sorted(table.index.get_level_values("plate").unique()) if "plate" in keys else None
-        all_wells = plate_wells(layout)
-        full_index = (
-            pd.MultiIndex.from_product([plates, all_wells], names=keys)
-            if plates is not None
-            else pd.Index(all_wells, name="well")
-        )
-        table = table.reindex(full_index).astype(np.float64)
+        table = _on_whole_plates(table, layout)
     table = table.reset_index()
-
-    rows, columns = _positions(pd.Index(table["well"]), "the well column")
+    rows, columns = well_positions(pd.Index(table["well"]), "the well column")
     table.insert(len(keys), "row", rows)
     table.insert(len(keys) + 1, "column", columns)
     if layout is None:
         table = table.sort_values([*keys[:-1], "row", "column"], ignore_index=True)
     table = _with_fractions(table, classes)
-
     table.attrs["images_without_well"] = per_image.loc[per_image["well"].isna(), "image"].tolist()
     if "plate" in keys:
         without_plate = per_image["plate"].isna()
@@ -179,15 +170,8 @@ def counts_per_plate(
 ) -> pd.DataFrame:
     """Number of wells, images and objects of each class on each plate.
 
-    Parameters
-    ----------
-    objects : pandas.DataFrame
-        Per-object table as for :func:`counts_per_image`, with a ``plate`` column here or in
-        `images`.
-    classes : sequence of str
-        All class names, in column order.
-    images : DataFrame, Mapping or sequence of str, optional
-        Images to count even when they have no object; a table may carry ``plate``.
+    `objects`, `classes` and `images` are as for :func:`counts_per_image`; the ``plate``
+    column comes from `objects` or from an `images` table.
 
     Returns
     -------
@@ -200,6 +184,14 @@ def counts_per_plate(
     ------
     InputError
         If there is no ``plate`` column, and as :func:`counts_per_image`.
+
+    Examples
+    --------
+    >>> objects = pd.DataFrame({"image": ["a", "b"], "label": [1, 1], "class": ["x", "x"],
+    ...                         "plate": ["P1", "P1"], "well": ["A01", "A02"]})
+    >>> counts_per_plate(objects, ["x"])[["plate", "n_wells", "n_images", "n_x"]]
+      plate  n_wells  n_images  n_x
+    0    P1        2         2    2
     """
     per_image = counts_per_image(objects, classes, images)
     if "plate" not in per_image.columns:
@@ -208,11 +200,9 @@ def counts_per_plate(
             f"objects has columns {list(objects.columns)}"
         )
     classes = list(classes)
+    table = _sum_per(per_image, ["plate"], classes, sort=True)
     placed = per_image["plate"].notna()
-    grouped = per_image[placed].groupby("plate", sort=True)
-    table = grouped[["n_objects", *_count_columns(classes)]].sum()
-    table.insert(0, "n_images", grouped.size())
-    table.insert(0, "n_wells", grouped["well"].nunique())
+    table.insert(0, "n_wells", per_image[placed].groupby("plate")["well"].nunique())
     table = _with_fractions(table.reset_index(), classes)
     table.attrs["images_without_plate"] = per_image.loc[~placed, "image"].tolist()
     return table
@@ -259,7 +249,7 @@ def plate_heatmap(counts: pd.DataFrame, value: str, layout: int | None = None) -
         )
     if counts["well"].isna().any():
         raise InputError(f"counts has {int(counts['well'].isna().sum())} row(s) without a well")
-    wells = pd.Index(_canonical_wells(counts["well"], "counts column 'well'"))
+    wells = pd.Index(canonical_wells(counts["well"], "counts column 'well'"))
     if wells.has_duplicates:
         duplicated = wells[wells.duplicated()].unique()
         raise InputError(f"counts has duplicated wells {preview(duplicated)}")
@@ -268,10 +258,10 @@ def plate_heatmap(counts: pd.DataFrame, value: str, layout: int | None = None) -
         raise InputError(f"counts column {value!r} must be numeric, got dtype {values.dtype}")
     if layout is None:
         layout = infer_layout(wells) if len(wells) else min(PLATE_LAYOUTS)
-    n_rows, n_columns = _layout_shape(layout, "layout")
-    _check_in_layout(wells, layout, "counts column 'well'")
+    n_rows, n_columns = layout_shape(layout, "layout")
+    check_on_layout(wells, layout, "counts column 'well'")
 
-    rows, columns = _positions(wells, "counts column 'well'")
+    rows, columns = well_positions(wells, "counts column 'well'")
     grid = np.full((n_rows, n_columns), np.nan)
     grid[rows, columns - 1] = values.to_numpy(dtype=np.float64, na_value=np.nan)
     row_names = [well_name(row, 1)[:-2] for row in range(n_rows)]
@@ -335,6 +325,32 @@ def _count_columns(classes: Sequence[str]) -> list[str]:
     return [f"n_{name}" for name in classes]
 
 
+def _sum_per(
+    per_image: pd.DataFrame, keys: list[str], classes: list[str], sort: bool
+) -> pd.DataFrame:
+    """Images and objects of each class summed per value of `keys` (images missing one left out).
+
+    Returns a table indexed by `keys` with columns ``n_images``, ``n_objects``, ``n_<class>``.
+    """
+    placed = per_image[keys].notna().all(axis=1)
+    grouped = per_image[placed].groupby(keys, sort=sort)
+    table = grouped[["n_objects", *_count_columns(classes)]].sum()
+    table.insert(0, "n_images", grouped.size())
+    return table
+
+
+def _on_whole_plates(table: pd.DataFrame, layout: int) -> pd.DataFrame:
+    """A per-well table reindexed to every well of the plate(s), float64, NaN where not imaged."""
+    check_on_layout(table.index.get_level_values("well"), layout, "the well column")
+    all_wells = plate_wells(layout)
+    if isinstance(table.index, pd.MultiIndex):  # (plate, well)
+        plates = sorted(table.index.get_level_values("plate").unique())
+        full_index = pd.MultiIndex.from_product([plates, all_wells], names=table.index.names)
+    else:
+        full_index = pd.Index(all_wells, name="well")
+    return table.reindex(full_index).astype(np.float64)
+
+
 def _with_fractions(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """Append ``frac_<class>`` = ``n_<class>`` / ``n_objects`` to a count table."""
     counts = table[_count_columns(classes)]
@@ -370,7 +386,7 @@ def _attributes_of(table: pd.DataFrame, argument: str) -> pd.DataFrame:
     attributes = [column for column in ("plate", "well") if column in table.columns]
     table = table[["image", *attributes]]
     if "well" in attributes:
-        table = table.assign(well=_canonical_wells(table["well"], f"{argument} column 'well'"))
+        table = table.assign(well=canonical_wells(table["well"], f"{argument} column 'well'"))
     if not attributes:
         return pd.DataFrame(index=pd.Index(table["image"].unique(), name="image").sort_values())
     grouped = table.groupby("image", sort=True)
@@ -412,42 +428,3 @@ def _image_attributes(objects: pd.DataFrame, images: Any) -> pd.DataFrame:
     return found[[column for column in ("plate", "well") if column in found.columns]]
 
 
-def _paired_values(predicted: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Float arrays of the pairs to compare, aligned, with missing pairs dropped."""
-    if isinstance(predicted, pd.Series) and isinstance(reference, pd.Series):
-        for argument, series in (("predicted", predicted), ("reference", reference)):
-            if series.index.has_duplicates:
-                duplicated = series.index[series.index.duplicated()].unique()
-                raise InputError(f"{argument} has duplicated index keys {preview(duplicated)}")
-        not_in_reference = predicted.index.difference(reference.index)
-        not_in_predicted = reference.index.difference(predicted.index)
-        if len(not_in_reference) or len(not_in_predicted):
-            raise InputError(
-                "predicted and reference must have the same index keys: "
-                f"missing from reference {preview(not_in_reference)}, "
-                f"missing from predicted {preview(not_in_predicted)}"
-            )
-        reference = reference.reindex(predicted.index)
-    arrays = []
-    for argument, values in (("predicted", predicted), ("reference", reference)):
-        try:
-            array = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            found = preview(np.asarray(values, dtype=object).ravel())
-            raise InputError(f"{argument} must hold numbers, got {found}") from None
-        if array.ndim != 1:
-            raise InputError(f"{argument} must be one-dimensional, got shape {array.shape}")
-        arrays.append(array)
-    predicted_values, reference_values = arrays
-    if len(predicted_values) != len(reference_values):
-        raise InputError(
-            f"predicted has {len(predicted_values)} values "
-            f"but reference has {len(reference_values)}"
-        )
-    kept = ~(np.isnan(predicted_values) | np.isnan(reference_values))
-    if kept.sum() < 2:
-        raise InputError(
-            "agreement needs at least 2 pairs of values present on both sides, "
-            f"got {int(kept.sum())}"
-        )
-    return predicted_values[kept], reference_values[kept]

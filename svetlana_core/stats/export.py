@@ -1,4 +1,7 @@
-"""Export result tables as CSV files and one XLSX workbook."""
+"""Export result tables as one XLSX workbook, a sheet each.
+
+CSV files of single tables are :func:`svetlana_core.io.write_csv`.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
 import pandas as pd
+
 from svetlana_core import io
-from svetlana_core.io.write import _index_is_data
 from svetlana_core.errors import InputError
+from svetlana_core.io.write import _index_is_data
 
 # Characters Excel refuses in a sheet name, and its length limit.
 _SHEET_FORBIDDEN = set("[]:*?/\\")
 _SHEET_MAX_LENGTH = 31
-
-
-# --------------------------------------------------------------------------- export
 
 
 def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame]) -> Path:

@@ -9,9 +9,12 @@ output) in one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
 from svetlana_core.errors import InputError
+
 
 def _as_names(values: Sequence[str], name: str) -> np.ndarray:
     """Class names as an object array of str; missing values are refused."""

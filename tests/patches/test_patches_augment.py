@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from svetlana_core.patches import augment as augment_module
-from svetlana_core.patches.augment import DEFAULT_AUGMENT, augment_batch, available_transforms, build_augment, spec_from_json, spec_to_json, validate_augment_spec
+from svetlana_core.patches.symmetry import DEFAULT_AUGMENT
+from svetlana_core.patches.augment import augment_batch, available_transforms, build_augment, spec_from_json, spec_to_json, validate_augment_spec
 from svetlana_core.errors import InputError
 
 

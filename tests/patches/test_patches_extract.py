@@ -1,22 +1,13 @@
-"""Tests for svetlana_core.patches: exact patch contents, padding, modes and normalisations."""
+"""svetlana_core.patches.extract: exact patch contents, padding, modes and normalisations."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import ndimage as ndi
-from skimage.draw import disk
 
 from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
-from svetlana_core.patches import auto_patch_size, dilate_masks, extract, normalise
-
-
-def disks(shape, objects, dtype=np.uint16):
-    """Mask with one skimage disk per (label, centre_row, centre_column, radius)."""
-    mask = np.zeros(shape, dtype=dtype)
-    for label, row, column, radius in objects:
-        mask[disk((row, column), radius, shape=shape)] = label
-    return mask
+from svetlana_core.patches import dilate_masks, extract, normalise
+from tests.builders import channel_ramp, strict_disks
 
 
 def euclidean_ball(radius, ndim):
@@ -24,146 +15,11 @@ def euclidean_ball(radius, ndim):
     return (offsets**2).sum(axis=0) <= radius**2
 
 
-def ramp(shape, channels=1, start=1):
-    """A channel-first float image whose every pixel value is unique (and nonzero)."""
-    size = int(np.prod(shape))
-    return (np.arange(channels * size, dtype=np.float64).reshape(channels, *shape) + start)
-
-
-# --------------------------------------------------------------------------- auto_patch_size
-
-
-def grid_of_disks(radius, n=100, giants=0, giant_radius=100):
-    side = 2 * radius + 4
-    columns = 10
-    height = (n // columns + 1) * side + giants * (2 * giant_radius + 4)
-    objects = [
-        (i + 1, (i // columns) * side + side // 2, (i % columns) * side + side // 2, radius)
-        for i in range(n)
-    ]
-    top = (n // columns + 1) * side
-    objects += [
-        (n + 1 + g, top + g * (2 * giant_radius + 4) + giant_radius + 2, giant_radius + 2,
-         giant_radius)
-        for g in range(giants)
-    ]
-    return disks((height, max(columns * side, 2 * giant_radius + 4)), objects)
-
-
-@pytest.mark.parametrize("radius, expected", [(5, 16), (10, 32), (20, 64)])
-def test_auto_patch_size_ignores_a_few_giants(radius, expected):
-    # Extent of a skimage disk of radius r is 2r - 1; times 1.5, up to a multiple of 8:
-    # r=5 -> 13.5 -> 16; r=10 -> 28.5 -> 32; r=20 -> 58.5 -> 64.
-    plain = auto_patch_size(object_table(grid_of_disks(radius)), 2)
-    with_giants = auto_patch_size(object_table(grid_of_disks(radius, giants=2)), 2)
-    assert plain == with_giants == (expected, expected)
-
-
-def test_auto_patch_size_clips_and_is_cubic_in_3d():
-    table = pd.DataFrame({
-        "bbox_plane_start": [0, 0], "bbox_plane_stop": [2, 3],
-        "bbox_row_start": [0, 0], "bbox_row_stop": [3, 2],
-        "bbox_column_start": [0, 0], "bbox_column_stop": [2, 2],
-    })
-    assert auto_patch_size(table, 3) == (8, 8, 8)
-    huge = table.assign(bbox_row_stop=[900, 900])
-    assert auto_patch_size(huge, 3) == (128, 128, 128)
-    assert auto_patch_size(huge.drop(columns=["bbox_plane_start", "bbox_plane_stop"]), 2) == (
-        256, 256)
-
-
-def test_auto_patch_size_of_empty_table_is_the_smallest():
-    assert auto_patch_size(object_table(np.zeros((5, 5), np.uint8)), 2) == (16, 16)
-
-
-def test_auto_patch_size_errors():
-    table = object_table(np.ones((5, 5), np.uint8))
-    with pytest.raises(InputError, match="ndim must be 2 or 3; got 4"):
-        auto_patch_size(table, 4)
-    with pytest.raises(InputError, match=r"table has no column\(s\) \['bbox_plane_start'"):
-        auto_patch_size(table, 3)
-
-
-# --------------------------------------------------------------------------- normalise
-
-
-def test_normalise_percentile_maps_low_to_zero_and_high_to_one():
-    image = ramp((100, 100), start=0)  # 0 .. 9999, every pixel used (small image)
-    low, high = np.percentile(image, [1.0, 99.8])
-    out = normalise(image)
-    assert out.dtype == np.float32 and out.shape == image.shape
-    expected = ((image.astype(np.float32) - np.float32(low)) / np.float32(high - low))
-    np.testing.assert_array_equal(out, expected)
-    # Not clipped: the brightest pixels land a little above 1, the darkest below 0.
-    assert out.max() > 1 and out.min() < 0
-    np.testing.assert_allclose(normalise(image, percentiles=(0, 100))[0, [0, -1], [0, -1]], [0, 1])
-
-
-def test_normalise_each_channel_on_its_own():
-    rgb = np.stack([np.full((8, 8), 5), np.tile(np.arange(8), (8, 1)) * 30,
-                    np.tile(np.arange(8), (8, 1)) + 100]).astype(np.uint8)
-    out = normalise(rgb, percentiles=(0, 100))
-    np.testing.assert_array_equal(out[0], 0)  # constant channel -> zeros, not NaN
-    np.testing.assert_array_equal(out[1], out[2])
-    np.testing.assert_allclose(out[1, 0], np.arange(8) / 7, rtol=1e-6)
-
-
-def test_normalise_constant_image_gives_zeros_without_nan():
-    out = normalise(np.full((2, 6, 7), 300, dtype=np.uint16))
-    assert np.isfinite(out).all()
-    np.testing.assert_array_equal(out, 0)
-
-
-def test_normalise_sparse_channel_falls_back_to_its_full_range():
-    image = np.zeros((1, 50, 50), dtype=np.uint16)
-    image[0, 3, 4] = 1000  # 1 pixel in 2500: both percentiles are 0
-    out = normalise(image)
-    assert out[0, 3, 4] == 1 and out.sum() == 1
-
-
-def test_normalise_large_image_uses_a_strided_subsample():
-    rng = np.random.default_rng(0)
-    image = rng.gamma(2, 100, (1, 3000, 3000)).astype(np.float32)
-    # 9 M pixels, at most 2**21 samples -> every 3rd row and column.
-    low, high = np.percentile(image[:, ::3, ::3], [1.0, 99.8])
-    expected = (image - np.float32(low)) / np.float32(high - low)
-    np.testing.assert_array_equal(normalise(image), expected)
-
-
-def test_normalise_none_is_a_float32_copy():
-    image = np.arange(12, dtype=np.int16).reshape(1, 3, 4)
-    out = normalise(image, method="none")
-    assert out.dtype == np.float32
-    np.testing.assert_array_equal(out, image)
-    out[0, 0, 0] = 99
-    assert image[0, 0, 0] == 0
-
-
-def test_normalise_errors():
-    image = np.zeros((1, 4, 4))
-    with pytest.raises(InputError, match=r"method must be one of \['percentile', 'none'\]; "
-                       "got 'zscore'"):
-        normalise(image, method="zscore")
-    with pytest.raises(InputError, match=r"0 <= low < high <= 100; got \(99, 1\)"):
-        normalise(image, percentiles=(99, 1))
-    with pytest.raises(InputError, match="percentiles must be two numbers"):
-        normalise(image, percentiles=(1,))
-    with pytest.raises(InputError, match=r"image has shape \(4, 4\); expected channel-first"):
-        normalise(np.zeros((4, 4)))
-    with pytest.raises(InputError, match="image has dtype <U1"):
-        normalise(np.full((1, 2, 2), "a"))
-    with pytest.raises(InputError, match=r"image has shape \(0, 4, 4\): no channels"):
-        normalise(np.zeros((0, 4, 4)))
-
-
-# --------------------------------------------------------------------------- extract: contents
-
-
 @pytest.fixture
 def three_disks():
     """Labels with gaps at known centres in a 64 × 80 image (ramp, so every pixel differs)."""
-    mask = disks((64, 80), [(42, 30, 40, 5), (3, 12, 14, 3), (7, 48, 60, 8)])
-    return ramp((64, 80)), mask
+    mask = strict_disks((64, 80), [(42, 30, 40, 5), (3, 12, 14, 3), (7, 48, 60, 8)])
+    return channel_ramp((64, 80)), mask
 
 
 def test_shape_dtype_and_ascending_default_order(three_disks):
@@ -172,7 +28,7 @@ def test_shape_dtype_and_ascending_default_order(three_disks):
     assert patches.shape == (3, 2, 16, 16) and patches.dtype == np.float32
     # The mask channel identifies each object: 3, 7, 42 have radii 3, 8, 5.
     for index, radius in enumerate([3, 8, 5]):
-        np.testing.assert_array_equal(patches[index, 1], disks((16, 16), [(1, 8, 8, radius)]))
+        np.testing.assert_array_equal(patches[index, 1], strict_disks((16, 16), [(1, 8, 8, radius)]))
 
 
 def test_context_patch_is_the_image_window_centred_on_the_centroid(three_disks):
@@ -190,8 +46,8 @@ def test_context_patch_is_the_image_window_centred_on_the_centroid(three_disks):
 def test_centroid_is_rounded_half_up():
     mask = np.zeros((10, 10), dtype=np.uint8)
     mask[4:6, 4:6] = 1  # centroid (4.5, 4.5) -> centre (5, 5)
-    patch = extract(ramp((10, 10)), mask, size=4, normalisation="none")
-    np.testing.assert_array_equal(patch[0, 0], ramp((10, 10))[0, 3:7, 3:7])
+    patch = extract(channel_ramp((10, 10)), mask, size=4, normalisation="none")
+    np.testing.assert_array_equal(patch[0, 0], channel_ramp((10, 10))[0, 3:7, 3:7])
 
 
 def test_labels_order_and_repeats_are_respected(three_disks):
@@ -204,7 +60,7 @@ def test_labels_order_and_repeats_are_respected(three_disks):
 def test_corner_object_is_zero_padded_exactly_outside_the_image():
     mask = np.zeros((30, 40), dtype=np.uint8)
     mask[1:4, 2:5] = 5  # centroid (2, 3)
-    image = ramp((30, 40), channels=2)  # no zero pixel in the image
+    image = channel_ramp((30, 40), channels=2)  # no zero pixel in the image
     patch = extract(image, mask, size=16, normalisation="none")[0]
     # Patch covers rows -6..10 and columns -5..11: 6 padded rows on top, 5 columns on the left.
     np.testing.assert_array_equal(patch[:, :6], 0)
@@ -222,7 +78,7 @@ def test_corner_object_is_zero_padded_exactly_outside_the_image():
 def test_patch_larger_than_the_image():
     mask = np.zeros((3, 5), dtype=np.uint8)
     mask[1, 1:4] = 1  # centroid (1, 2)
-    image = ramp((3, 5))
+    image = channel_ramp((3, 5))
     patch = extract(image, mask, size=8, normalisation="none")[0]
     # rows 1 - 4 = -3 .. 5, columns 2 - 4 = -2 .. 6
     expected = np.zeros((8, 8))
@@ -235,7 +91,7 @@ def test_image_none_gives_only_the_mask_channel(three_disks):
     _, mask = three_disks
     patches = extract(None, mask, labels=[7], size=20, mode="masked")
     assert patches.shape == (1, 1, 20, 20)
-    np.testing.assert_array_equal(patches[0, 0], disks((20, 20), [(1, 10, 10, 8)]))
+    np.testing.assert_array_equal(patches[0, 0], strict_disks((20, 20), [(1, 10, 10, 8)]))
 
 
 def test_rgb_channels_come_first_then_the_mask(three_disks):
@@ -252,7 +108,7 @@ def test_3d_ball_patch_is_centred_and_anisotropic_sizes_work():
     offsets = np.indices(shape) - np.array([8, 12, 25])[:, None, None, None]
     inside = (offsets**2).sum(axis=0) <= 9
     mask = np.where(inside, 11, 0).astype(np.uint16)
-    image = ramp(shape)
+    image = channel_ramp(shape)
     patches = extract(image, mask, size=(8, 10, 12), normalisation="none")
     assert patches.shape == (1, 2, 8, 10, 12)
     np.testing.assert_array_equal(patches[0, 0], image[0, 4:12, 7:17, 19:31])
@@ -292,7 +148,7 @@ def test_masked_dilation_matches_scipy_binary_dilation(ndim):
 
 def test_minmax_maps_each_patch_and_channel_to_zero_one():
     rng = np.random.default_rng(0)
-    mask = disks((60, 60), [(1, 20, 20, 5), (2, 40, 40, 6)])
+    mask = strict_disks((60, 60), [(1, 20, 20, 5), (2, 40, 40, 6)])
     image = rng.integers(50, 5000, (3, 60, 60)).astype(np.uint16)
     image[2] = 77  # constant channel
     patches = extract(image, mask, size=16, normalisation="minmax")
@@ -308,7 +164,7 @@ def test_minmax_maps_each_patch_and_channel_to_zero_one():
 def test_minmax_at_the_border_ignores_the_padding():
     mask = np.zeros((20, 20), dtype=np.uint8)
     mask[0:2, 0:2] = 1  # centroid (0.5, 0.5) -> centre (1, 1)
-    image = ramp((20, 20), start=100)  # 100 .. 499
+    image = channel_ramp((20, 20), start=100)  # 100 .. 499
     patch = extract(image, mask, size=8, normalisation="minmax")[0, 0]
     window = image[0, 0:5, 0:5].astype(np.float32)  # rows/columns -3 .. 5 clipped to 0 .. 5
     np.testing.assert_array_equal(patch[3:, 3:], (window - window.min()) / (
@@ -364,9 +220,6 @@ def test_inputs_are_not_modified(three_disks):
     np.testing.assert_array_equal(mask, mask_before)
 
 
-# --------------------------------------------------------------------------- vs a naive loop
-
-
 def naive_extract(image, mask, labels, size, mode, normalisation, dilation):
     """One object at a time, from a zero-padded copy: the obvious reference implementation."""
     ndim = mask.ndim
@@ -412,9 +265,6 @@ def test_vectorised_extract_equals_a_naive_loop(ndim, size, mode, normalisation)
                   normalisation=normalisation, dilation=2)
     expected = naive_extract(image, mask, labels, size, mode, normalisation, 2)
     np.testing.assert_array_equal(got, expected)
-
-
-# --------------------------------------------------------------------------- extract: errors
 
 
 @pytest.mark.parametrize(

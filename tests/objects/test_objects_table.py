@@ -1,15 +1,15 @@
-"""Tests for svetlana_core.objects: exact areas, centroids and boxes of drawn objects."""
+"""svetlana_core.objects.table: exact areas, centroids and boxes of drawn objects."""
 
 import tracemalloc
 
 import numpy as np
 import pandas as pd
 import pytest
-from skimage.draw import disk
 from skimage.measure import regionprops_table
 
 from svetlana_core.errors import InputError
 from svetlana_core.objects import labels_of, object_table
+from tests.builders import ball_mask, strict_disks
 
 COLUMNS_2D = [
     "label", "area", "centroid_row", "centroid_column",
@@ -22,26 +22,10 @@ COLUMNS_3D = [
 ]
 
 
-def disks(shape, objects, dtype=np.uint16):
-    """Mask with one skimage disk per (label, centre_row, centre_column, radius)."""
-    mask = np.zeros(shape, dtype=dtype)
-    for label, row, column, radius in objects:
-        mask[disk((row, column), radius, shape=shape)] = label
-    return mask
-
-
-def ball(shape, centre, radius):
-    planes, rows, columns = np.indices(shape)
-    return (
-        (planes - centre[0]) ** 2 + (rows - centre[1]) ** 2 + (columns - centre[2]) ** 2
-        <= radius**2
-    )
-
-
 def test_disks_with_label_gaps_give_exact_area_centroid_and_box():
     # skimage's disk is strict (d² < r²): radius 5 -> 69 pixels spanning centre ± 4,
     # radius 3 -> 25 pixels spanning centre ± 2, radius 8 -> 193 pixels spanning ± 7.
-    mask = disks((60, 70), [(42, 30, 40, 5), (3, 10, 12, 3), (7, 45, 15, 8)])
+    mask = strict_disks((60, 70), [(42, 30, 40, 5), (3, 10, 12, 3), (7, 45, 15, 8)])
     table = object_table(mask)
 
     assert list(table.columns) == COLUMNS_2D
@@ -78,7 +62,7 @@ def test_asymmetric_object_centroid_is_the_mean_pixel_coordinate():
 
 def test_3d_ball_gives_exact_volume_centroid_and_box():
     shape = (20, 30, 40)
-    inside = ball(shape, (8, 12, 25), 4)
+    inside = ball_mask(shape, [(8, 12, 25)], 4, [1]) > 0
     mask = np.where(inside, 11, 0).astype(np.uint16)
     mask[0:2, 0:3, 38:40] = 2  # a box touching two faces
     table = object_table(mask)
@@ -166,7 +150,7 @@ def test_empty_mask_gives_empty_table_with_the_columns(shape, columns):
 
 
 def test_input_is_not_modified_and_layout_does_not_matter():
-    mask = disks((40, 50), [(4, 10, 10, 5), (9, 25, 35, 7)])
+    mask = strict_disks((40, 50), [(4, 10, 10, 5), (9, 25, 35, 7)])
     before = mask.copy()
     table = object_table(mask)
     np.testing.assert_array_equal(mask, before)
@@ -176,7 +160,7 @@ def test_input_is_not_modified_and_layout_does_not_matter():
 
 
 def test_labels_of_is_sorted_unique_nonzero_and_keeps_dtype():
-    mask = disks((30, 30), [(42, 5, 5, 3), (3, 15, 15, 3), (7, 25, 25, 3)], dtype=np.int16)
+    mask = strict_disks((30, 30), [(42, 5, 5, 3), (3, 15, 15, 3), (7, 25, 25, 3)], dtype=np.int16)
     labels = labels_of(mask)
     np.testing.assert_array_equal(labels, [3, 7, 42])
     assert labels.dtype == np.int16

@@ -1,175 +1,25 @@
-"""Tests of svetlana_core.stats on a tiny synthetic plate with counts known by hand.
-
-The plate (96 wells), classes alive / dead / mitotic (mitotic is never predicted):
-
-    image        well  labels -> class                       alive dead
-    A01_s1.png   A01   3 alive, 7 dead, 42 alive                 2    1
-    A01_s2.png   A01   1 dead, 2 dead                            0    2
-    A02_s1.png   A02   5 alive                                   1    0
-    A02_s2.png   A02   (no object, given through `images`)       0    0
-    B05_s1.png   B05   10 alive, 11 alive, 12 dead, 13 alive     3    1
-    C03_s1.png   C03   (no object, given through `images`)       0    0
-    loose.png    -     4 dead (no well)                          0    1
-
-Per well: A01 5 objects (2 alive, 3 dead), A02 1 (1 alive), B05 4 (3 alive, 1 dead),
-C03 imaged with 0 objects, the 92 other wells not imaged.
-"""
+"""svetlana_core.stats.counts on a tiny synthetic plate with counts known by hand
+(:func:`tests.builders.plate_objects`)."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from svetlana_core.errors import InputError
-from svetlana_core.plate import PLATE_LAYOUTS, add_wells, infer_layout, parse_well_name, plate_wells, well_name
-from svetlana_core.stats import agreement, counts_per_image, counts_per_plate, counts_per_well, export_tables, plate_heatmap
-from svetlana_core.io import write_csv
+from svetlana_core.plate import plate_wells
+from svetlana_core.stats import counts_per_image, counts_per_plate, counts_per_well, plate_heatmap
+from tests.builders import PLATE_CLASSES, PLATE_EMPTY_IMAGES, plate_objects
 
-CLASSES = ["alive", "dead", "mitotic"]
-
-OBJECTS = pd.DataFrame(
-    [
-        ("A01_s1.png", 3, "alive", 0.9, "A01"),
-        ("A01_s1.png", 7, "dead", 0.8, "A01"),
-        ("A01_s1.png", 42, "alive", 0.7, "A01"),
-        ("A01_s2.png", 1, "dead", 0.6, "A01"),
-        ("A01_s2.png", 2, "dead", 0.9, "A01"),
-        ("A02_s1.png", 5, "alive", 0.5, "A02"),
-        ("B05_s1.png", 10, "alive", 0.9, "B05"),
-        ("B05_s1.png", 11, "alive", 0.9, "B05"),
-        ("B05_s1.png", 12, "dead", 0.9, "B05"),
-        ("B05_s1.png", 13, "alive", 0.9, "B05"),
-        ("loose.png", 4, "dead", 0.9, None),
-    ],
-    columns=["image", "label", "class", "confidence", "well"],
-)
-
+CLASSES = list(PLATE_CLASSES)
+OBJECTS = plate_objects()
 # Images without objects, with their wells.
-EMPTY_IMAGES = {"A02_s2.png": "A02", "C03_s1.png": "C03"}
+EMPTY_IMAGES = dict(PLATE_EMPTY_IMAGES)
 
 
 def objects() -> pd.DataFrame:
     return OBJECTS.copy()
-
-
-# ----------------------------------------------------------------------------- wells and layouts
-
-
-def test_well_name_and_parse_round_trip():
-    assert well_name(0, 1) == "A01"
-    assert well_name(1, 7) == "B07"
-    assert well_name(25, 24) == "Z24"
-    assert well_name(26, 1) == "AA01"
-    assert well_name(31, 48) == "AF48"
-    assert parse_well_name("B07") == (1, 7)
-    assert parse_well_name("b7") == (1, 7)
-    assert parse_well_name(" H12 ") == (7, 12)
-    assert parse_well_name("AA01") == (26, 1)
-    assert parse_well_name("AF48") == (31, 48)
-    for row, column in [(0, 1), (7, 12), (15, 24), (26, 9), (31, 48)]:
-        assert parse_well_name(well_name(row, column)) == (row, column)
-
-
-@pytest.mark.parametrize("name", ["", "A", "01", "A0", "A00", "r01c01", "ABC01", "A-1", None, 7])
-def test_parse_well_name_rejects_non_wells(name):
-    with pytest.raises(InputError, match="well name must look like 'B07'"):
-        parse_well_name(name)
-
-
-def test_well_name_rejects_bad_numbers():
-    with pytest.raises(InputError, match=r"well row must be an integer >= 0.*-1"):
-        well_name(-1, 1)
-    with pytest.raises(InputError, match=r"well column must be an integer >= 1.*0"):
-        well_name(0, 0)
-
-
-@pytest.mark.parametrize(
-    ("layout", "first", "twelfth_thirteenth", "last"),
-    [
-        (96, "A01", ("A12", "B01"), "H12"),
-        (384, "A01", ("A12", "A13"), "P24"),
-        (1536, "A01", ("A12", "A13"), "AF48"),
-    ],
-)
-def test_plate_wells(layout, first, twelfth_thirteenth, last):
-    wells = plate_wells(layout)
-    n_rows, n_columns = PLATE_LAYOUTS[layout]
-    assert len(wells) == layout == n_rows * n_columns
-    assert len(set(wells)) == layout
-    assert wells[0] == first
-    assert tuple(wells[11:13]) == twelfth_thirteenth
-    assert wells[-1] == last
-    assert wells[n_columns] == "B01"  # row-major
-
-
-def test_plate_wells_1536_rows_go_past_z():
-    wells = plate_wells(1536)
-    assert wells[25 * 48] == "Z01"
-    assert wells[26 * 48] == "AA01"
-    assert wells[31 * 48] == "AF01"
-    assert all(len(name) == 4 for name in wells[26 * 48 :])
-
-
-def test_plate_layouts():
-    assert PLATE_LAYOUTS == {96: (8, 12), 384: (16, 24), 1536: (32, 48)}
-
-
-@pytest.mark.parametrize("layout", [0, 24, 95, 386, "96", None, True])
-def test_plate_wells_rejects_unknown_layout(layout):
-    with pytest.raises(InputError, match=r"n_wells must be one of \[96, 384, 1536\] wells"):
-        plate_wells(layout)
-
-
-def test_infer_layout():
-    assert infer_layout(["A01", "H12"]) == 96
-    assert infer_layout(["A01", "H13"]) == 384
-    assert infer_layout(["I01", None, np.nan]) == 384
-    assert infer_layout(["P24"]) == 384
-    assert infer_layout(["Q01"]) == 1536
-    assert infer_layout(["A25"]) == 1536
-    assert infer_layout(["AF48"]) == 1536
-
-
-def test_infer_layout_errors():
-    with pytest.raises(InputError, match="at least one well name, got none"):
-        infer_layout([None])
-    with pytest.raises(InputError, match=r"wells \['AG01', 'A49'\] do not fit on the largest plate"):
-        infer_layout(["A01", "AG01", "A49"])
-    with pytest.raises(InputError, match=r"not a well|look like 'B07'"):
-        infer_layout(["A01", "plate1"])
-
-
-def test_add_wells():
-    table = OBJECTS.drop(columns="well")
-    before = table.copy()
-    with_wells = add_wells(table, {"A01_s1.png": "a1", "B05_s1.png": "B05"})
-    assert with_wells["well"].tolist()[:3] == ["A01"] * 3
-    assert with_wells.loc[with_wells["image"] == "B05_s1.png", "well"].eq("B05").all()
-    assert with_wells.loc[with_wells["image"] == "A02_s1.png", "well"].isna().all()
-    pd.testing.assert_frame_equal(table, before)  # input not modified
-
-
-def test_add_wells_accepts_well_objects():
-    class Well:  # stands in for svetlana_core.plate.Well
-        def __init__(self, row, column):
-            self.row, self.column = row, column
-
-    with_wells = add_wells(OBJECTS.head(1), {"A01_s1.png": Well(1, 7)})
-    assert with_wells["well"].tolist() == ["B07"]
-
-
-def test_add_wells_errors():
-    with pytest.raises(InputError, match="well_of_image must be a mapping"):
-        add_wells(OBJECTS, ["A01"])
-    with pytest.raises(InputError, match=r"well_of_image has values that are not well names.*'r01c01'"):
-        add_wells(OBJECTS, {"A01_s1.png": "r01c01"})
-
-
-# ----------------------------------------------------------------------------- per image
 
 
 def expected_per_image() -> pd.DataFrame:
@@ -252,9 +102,6 @@ def test_counts_per_image_images_table_fills_wells_and_canonicalises():
     assert result.loc["loose.png", "well"] == "G01"
     assert result.loc["new.png", "well"] == "H12"
     assert result.loc["new.png", "n_objects"] == 0
-
-
-# ----------------------------------------------------------------------------- per well
 
 
 def test_counts_per_well_without_layout_lists_imaged_wells_in_plate_order():
@@ -367,9 +214,6 @@ def test_counts_per_plate_needs_a_plate_column():
         counts_per_plate(objects(), CLASSES)
 
 
-# ----------------------------------------------------------------------------- heatmap
-
-
 def test_plate_heatmap():
     per_well = counts_per_well(objects(), CLASSES, layout=96, images=EMPTY_IMAGES)
     grid = plate_heatmap(per_well, "n_alive", 96)
@@ -403,64 +247,6 @@ def test_plate_heatmap_errors():
         plate_heatmap(pd.DataFrame({"well": ["A01"], "n": ["many"]}), "n")
     with pytest.raises(InputError, match="layout must be one of"):
         plate_heatmap(per_well, "n_alive", 100)
-
-
-# ----------------------------------------------------------------------------- agreement
-
-
-def test_agreement_perfect():
-    values = pd.Series([3.0, 0.0, 7.0], index=["A01", "A02", "B05"])
-    result = agreement(values, values.copy())
-    assert result == {"n": 3, "r2": 1.0, "mae": 0.0, "pearson_r": pytest.approx(1.0)}
-
-
-def test_agreement_hand_computed_and_aligned_by_index():
-    # reference 1 2 3 4, predicted 2 2 3 5: errors 1 0 0 1 -> MAE 0.5;
-    # SS_res = 2, SS_tot = 5 -> R2 = 0.6; r = 5 / sqrt(6 * 5).
-    reference = pd.Series([1, 2, 3, 4], index=["a", "b", "c", "d"])
-    predicted = pd.Series([5, 3, 2, 2], index=["d", "c", "b", "a"])  # another order
-    result = agreement(predicted, reference)
-    assert result["n"] == 4
-    assert result["r2"] == pytest.approx(0.6, abs=1e-12)
-    assert result["mae"] == pytest.approx(0.5, abs=1e-12)
-    assert result["pearson_r"] == pytest.approx(5 / np.sqrt(30), abs=1e-12)
-    # Arrays pair by position.
-    assert agreement(np.array([2, 2, 3, 5]), [1, 2, 3, 4]) == result
-
-
-def test_agreement_constant_reference():
-    # r2_score is defined as 0 (not -inf) for an imperfect fit to a constant reference.
-    result = agreement([1, 2, 3], [2, 2, 2])
-    assert result["r2"] == 0.0
-    assert result["mae"] == pytest.approx(2 / 3)
-    assert np.isnan(result["pearson_r"])
-
-
-def test_agreement_drops_missing_pairs():
-    reference = pd.Series([1.0, 2.0, 3.0, 4.0, np.nan], index=list("abcde"))
-    predicted = pd.Series([2.0, 2.0, 3.0, 5.0, 9.0], index=list("abcde"))
-    result = agreement(predicted.where(predicted.index != "b", np.nan), reference)
-    assert result["n"] == 3
-    assert result["mae"] == pytest.approx(2 / 3)
-
-
-def test_agreement_errors():
-    reference = pd.Series([1, 2, 3], index=["A01", "A02", "B05"])
-    with pytest.raises(
-        InputError, match=r"missing from reference \['C03'\], missing from predicted \['A02'\]"
-    ):
-        agreement(pd.Series([1, 2, 3], index=["A01", "B05", "C03"]), reference)
-    with pytest.raises(InputError, match=r"predicted has duplicated index keys \['A01'\]"):
-        agreement(pd.Series([1, 2, 3], index=["A01", "A01", "B05"]), reference)
-    with pytest.raises(InputError, match="predicted has 2 values but reference has 3"):
-        agreement([1, 2], [1, 2, 3])
-    with pytest.raises(InputError, match="at least 2 pairs"):
-        agreement([1, np.nan], [1, 2])
-    with pytest.raises(InputError, match="reference must hold numbers"):
-        agreement([1, 2], ["one", "two"])
-
-
-# ----------------------------------------------------------------------------- errors on input
 
 
 def test_missing_columns_name_what_was_found():
@@ -517,104 +303,6 @@ def test_inconsistent_or_bad_wells():
         counts_per_image(objects(), CLASSES, images={"A02_s1.png": "B1"})
     with pytest.raises(InputError, match="images must be a list of image names"):
         counts_per_image(objects(), CLASSES, images="A01_s1.png")
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def test_export_tables_round_trip(tmp_path):
-    per_image = counts_per_image(objects(), CLASSES, images=EMPTY_IMAGES)
-    per_well = counts_per_well(objects(), CLASSES, layout=96, images=EMPTY_IMAGES)
-    grid = plate_heatmap(per_well, "n_objects", 96)
-    out = tmp_path / "counts.xlsx"
-    assert export_tables(out, {"per image": per_image, "per well": per_well, "heatmap": grid}) == out
-
-    sheets = pd.read_excel(out, sheet_name=None)
-    assert list(sheets) == ["per image", "per well", "heatmap"]
-    back = sheets["per image"]
-    assert list(back.columns) == list(per_image.columns)  # no index column written
-    assert back["n_alive"].tolist() == [2, 0, 1, 0, 3, 0, 0]
-    assert back["frac_alive"].tolist() == per_image["frac_alive"].tolist()
-    assert back["well"].tolist()[:6] == ["A01", "A01", "A02", "A02", "B05", "C03"]
-    assert pd.isna(back["well"].iloc[6])
-
-    wells = sheets["per well"]
-    assert len(wells) == 96
-    assert wells.set_index("well").loc["B05", "n_alive"] == 3
-    assert wells["n_objects"].isna().sum() == 92
-
-    heat = pd.read_excel(out, sheet_name="heatmap", index_col=0)
-    assert heat.shape == (8, 12)
-    assert heat.index.tolist() == list("ABCDEFGH")
-    assert heat.loc["B", 5] == 4
-    assert heat.loc["A", 1] == 5
-    assert heat.isna().sum().sum() == 92
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["counts.xlsx"]
-
-
-def test_export_tables_failure_keeps_previous_file_and_leaves_no_temp(tmp_path):
-    out = tmp_path / "counts.xlsx"
-    export_tables(out, {"old": pd.DataFrame({"a": [1]})})
-    unwritable = pd.DataFrame({"time": pd.to_datetime(["2024-01-01"]).tz_localize("UTC")})
-    with pytest.raises(ValueError, match="timezone"):  # Excel has no time zones: openpyxl refuses
-        export_tables(out, {"new": unwritable})
-    assert list(pd.read_excel(out, sheet_name=None)) == ["old"]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["counts.xlsx"]
-
-
-def test_export_tables_errors(tmp_path):
-    table = pd.DataFrame({"a": [1]})
-    with pytest.raises(InputError, match=r"writes \.xlsx files, got out_path .*counts\.xls'"):
-        export_tables(tmp_path / "counts.xls", {"a": table})
-    with pytest.raises(InputError, match="folder .*nowhere.* does not exist"):
-        export_tables(tmp_path / "nowhere" / "counts.xlsx", {"a": table})
-    with pytest.raises(InputError, match="non-empty mapping"):
-        export_tables(tmp_path / "counts.xlsx", {})
-    with pytest.raises(InputError, match=r"sheet name 'a/b' has a character Excel refuses"):
-        export_tables(tmp_path / "counts.xlsx", {"a/b": table})
-    with pytest.raises(InputError, match="1 to 31 characters"):
-        export_tables(tmp_path / "counts.xlsx", {"x" * 32: table})
-    with pytest.raises(InputError, match="'Counts' is used twice"):
-        export_tables(tmp_path / "counts.xlsx", {"counts": table, "Counts": table})
-    with pytest.raises(InputError, match="sheet 'a' must be a pandas DataFrame, got list"):
-        export_tables(tmp_path / "counts.xlsx", {"a": [1, 2]})
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_write_csv_round_trip_is_atomic(tmp_path):
-    per_image = counts_per_image(objects(), CLASSES, images=EMPTY_IMAGES)
-    out = tmp_path / "per_image.csv"
-    out.write_text("old content\n")
-    assert write_csv(out, per_image) == out
-    back = pd.read_csv(out)
-    assert list(back.columns) == list(per_image.columns)
-    assert back["n_dead"].tolist() == [1, 2, 0, 0, 1, 0, 1]
-    assert back["frac_alive"].tolist() == per_image["frac_alive"].tolist()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["per_image.csv"]
-
-    grid = plate_heatmap(counts_per_well(objects(), CLASSES, layout=96), "n_alive", 96)
-    write_csv(tmp_path / "grid.csv", grid)
-    assert (tmp_path / "grid.csv").read_text().splitlines()[0] == "row," + ",".join(map(str, range(1, 13)))
-    with pytest.raises(InputError, match="write_csv needs a pandas DataFrame, got dict"):
-        write_csv(out, {"a": 1})
-
-
-# ----------------------------------------------------------------------------- imports
-
-
-def test_import_needs_neither_torch_nor_streamlit_nor_sklearn():
-    code = (
-        "import sys, svetlana_core.stats; "
-        "print(sorted(m for m in ('torch', 'streamlit', 'sklearn', 'openpyxl') if m in sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert done.stdout.strip() == "[]"
 
 
 def test_counts_of_no_object_at_all_are_empty_tables_not_errors():

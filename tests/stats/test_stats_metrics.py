@@ -1,7 +1,10 @@
-"""Tests of svetlana_core.metrics on hand-computed examples."""
+"""svetlana_core.stats.metrics: one scoring for the CNN and the random forest; stats imports light."""
 
 import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 from sklearn.metrics import balanced_accuracy_score
@@ -76,3 +79,18 @@ def test_inputs_are_not_changed():
 def test_bad_input(y_true, y_pred, classes, match):
     with pytest.raises(InputError, match=match):
         classification_metrics(y_true, y_pred, classes)
+
+
+def test_import_needs_neither_torch_nor_streamlit_nor_sklearn():
+    code = (
+        "import sys, svetlana_core.stats; "
+        "print(sorted(m for m in ('torch', 'streamlit', 'sklearn', 'openpyxl') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.stdout.strip() == "[]"

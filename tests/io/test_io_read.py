@@ -1,9 +1,6 @@
-"""Tests for svetlana_core.io: reading, axes, masks, pairing, wells, atomic writing."""
+"""svetlana_core.io.read: read_image in every layout, read_mask formats and values, load_pair."""
 
 import os
-import pickle
-import re
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -11,112 +8,14 @@ import pytest
 import tifffile
 from PIL import Image
 
-from svetlana_core import io
 from svetlana_core.errors import InputError
-from svetlana_core.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, Pair, atomic_write_bytes, guess_axes, load_pair, pair_files, read_image, read_mask, to_canonical, write_tiff
-from svetlana_core.plate import Well, parse_well
-
-
-def ramp(shape, dtype=np.uint8):
-    """Distinct values everywhere, so a wrong transpose cannot pass."""
-    return (np.arange(np.prod(shape)) % 251).astype(dtype).reshape(shape)
+from svetlana_core.io import load_pair, read_image, read_mask
+from tests.builders import disk_mask, named, ramp
 
 
 def disks(shape=(40, 60), centres=((10, 10), (10, 45), (30, 30)), radius=5, labels=(3, 7, 42)):
-    """A label mask of disks of a known radius with the given (gapped) labels."""
-    rows, columns = np.indices(shape)
-    mask = np.zeros(shape, np.uint16)
-    for (row, column), label in zip(centres, labels):
-        mask[(rows - row) ** 2 + (columns - column) ** 2 <= radius**2] = label
-    return mask
-
-
-def named(path):
-    """A regex that matches the file's name in an error message."""
-    return re.escape(Path(path).name)
-
-
-# --------------------------------------------------------------------------------------------
-# guess_axes and to_canonical
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("shape", "hint", "expected"),
-    [
-        ((64, 80), None, "YX"),
-        ((64, 80), 3, "YX"),
-        ((64, 80, 3), None, "YXC"),
-        ((64, 80, 4), None, "YXC"),
-        ((64, 80, 3), 2, "YXC"),
-        ((64, 80, 3), 3, "ZYX"),
-        ((2, 64, 80), None, "CYX"),
-        ((3, 64, 80), None, "CYX"),
-        ((8, 64, 80), None, "CYX"),
-        ((9, 64, 80), None, "ZYX"),
-        ((5, 64, 80), 3, "ZYX"),
-        ((20, 64, 80), 2, "CYX"),
-        ((4, 4, 3), None, "CYX"),
-        ((10, 2, 64, 80), None, "ZCYX"),
-    ],
-)
-def test_guess_axes(shape, hint, expected):
-    assert guess_axes(shape, ndim_hint=hint) == expected
-
-
-@pytest.mark.parametrize("shape", [(5,), (1, 2, 3, 4, 5)])
-def test_guess_axes_refuses_other_dimensions(shape):
-    with pytest.raises(InputError, match=re.escape(str(shape))):
-        guess_axes(shape)
-
-
-def test_guess_axes_refuses_bad_hint():
-    with pytest.raises(InputError, match="ndim_hint must be None, 2 or 3, got 4"):
-        guess_axes((3, 4, 5), ndim_hint=4)
-
-
-@pytest.mark.parametrize(
-    ("axes", "shape", "order"),
-    [
-        ("YX", (4, 5), None),
-        ("YXC", (4, 5, 3), (2, 0, 1)),
-        ("CYX", (2, 4, 5), (0, 1, 2)),
-        ("ZYX", (6, 4, 5), None),
-        ("ZCYX", (6, 2, 4, 5), (1, 0, 2, 3)),
-        ("CZYX", (2, 6, 4, 5), (0, 1, 2, 3)),
-        ("ZYXC", (6, 4, 5, 3), (3, 0, 1, 2)),
-        ("zyx", (6, 4, 5), None),
-    ],
-)
-def test_to_canonical(axes, shape, order):
-    array = ramp(shape)
-    before = array.copy()
-    out = to_canonical(array, axes)
-    expected = array[np.newaxis] if order is None else np.transpose(array, order)
-    np.testing.assert_array_equal(out, expected)
-    assert out.flags.c_contiguous
-    assert out.dtype == array.dtype
-    np.testing.assert_array_equal(array, before)
-
-
-@pytest.mark.parametrize(
-    ("axes", "shape", "message"),
-    [
-        ("ZYX", (4, 5), r"axes 'ZYX' do not fit array of shape \(4, 5\): 3 axes for 2 dimensions"),
-        ("QYX", (3, 4, 5), "axes 'QYX' for array are not valid"),
-        ("YYX", (3, 4, 5), "axes 'YYX' for array are not valid"),
-        ("ZC", (3, 4), "axes 'ZC' for array are not valid"),
-        (3, (3, 4), "must be a string"),
-    ],
-)
-def test_to_canonical_refuses_bad_axes(axes, shape, message):
-    with pytest.raises(InputError, match=message):
-        to_canonical(np.zeros(shape), axes)
-
-
-# --------------------------------------------------------------------------------------------
-# read_image: every layout
-# --------------------------------------------------------------------------------------------
+    """A uint16 label mask of disks of a known radius with the given (gapped) labels."""
+    return disk_mask(shape, centres, radius, labels)
 
 
 def test_read_grey_png(tmp_path):
@@ -382,11 +281,6 @@ def test_read_image_does_not_touch_the_file(tmp_path):
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
 
 
-# --------------------------------------------------------------------------------------------
-# read_mask: formats
-# --------------------------------------------------------------------------------------------
-
-
 def test_read_mask_tiff_keeps_gapped_labels_and_dtype(tmp_path):
     mask = disks()
     tifffile.imwrite(tmp_path / "m.tif", mask, compression="zlib")
@@ -457,105 +351,6 @@ def test_read_mask_imagej_with_two_channels_is_refused(tmp_path):
         read_mask(tmp_path / "two.tif")
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int32, np.int64])
-def test_read_mask_npy_keeps_dtype(tmp_path, dtype):
-    mask = disks().astype(dtype)
-    np.save(tmp_path / "m.npy", mask)
-    out = read_mask(tmp_path / "m.npy")
-    assert out.dtype == dtype
-    np.testing.assert_array_equal(out, mask)
-
-
-def test_read_mask_cellpose_seg(tmp_path):
-    mask = disks()
-    seg = {"masks": mask, "outlines": np.zeros_like(mask), "filename": "img.png", "diameter": 30.0,
-           "flows": [np.zeros((2, 40, 60), np.float32)], "est_diam": np.float64(29.5)}
-    np.save(tmp_path / "img_seg.npy", seg, allow_pickle=True)
-    np.testing.assert_array_equal(read_mask(tmp_path / "img_seg.npy"), mask)
-
-
-def test_read_mask_cellpose_seg_written_by_numpy_1(tmp_path):
-    boxed = np.empty((), dtype=object)
-    boxed[()] = {"masks": disks(), "est_diam": np.float32(12.5)}
-    # numpy 1.x pickles name numpy.core.multiarray where numpy 2 names numpy._core.multiarray;
-    # protocol 2 writes those names as plain text, so they can be swapped in place
-    data = pickle.dumps(boxed, protocol=2)
-    assert b"numpy._core.multiarray" in data
-    with open(tmp_path / "old_seg.npy", "wb") as handle:
-        np.lib.format.write_array_header_1_0(
-            handle, {"descr": "|O", "fortran_order": False, "shape": ()}
-        )
-        handle.write(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
-    np.testing.assert_array_equal(read_mask(tmp_path / "old_seg.npy"), disks())
-
-
-def test_read_mask_cellpose_seg_truncated(tmp_path):
-    np.save(tmp_path / "cut_seg.npy", {"masks": disks()}, allow_pickle=True)
-    data = (tmp_path / "cut_seg.npy").read_bytes()
-    (tmp_path / "cut_seg.npy").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match=f"could not read Cellpose file .*{named('cut_seg.npy')}"):
-        read_mask(tmp_path / "cut_seg.npy")
-
-
-def test_read_mask_plain_array_named_seg(tmp_path):
-    np.save(tmp_path / "img_seg.npy", disks())
-    np.testing.assert_array_equal(read_mask(tmp_path / "img_seg.npy"), disks())
-
-
-class _Payload:
-    """A pickle that runs code when loaded: here it would create a folder."""
-
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return os.mkdir, (self.target,)
-
-
-def test_read_mask_cellpose_seg_does_not_run_pickled_code(tmp_path):
-    target = tmp_path / "pwned"
-    np.save(tmp_path / "evil_seg.npy", {"masks": disks(), "x": _Payload(target)}, allow_pickle=True)
-    with pytest.raises(InputError, match=f"{named('evil_seg.npy')} refers to posix.mkdir"):
-        read_mask(tmp_path / "evil_seg.npy")
-    assert not target.exists()
-
-
-@pytest.mark.parametrize(
-    ("content", "found"),
-    [({"outlines": np.zeros((4, 4))}, "dict"), ({"masks": [[1, 2]]}, "dict"), ([1, 2], "list")],
-)
-def test_read_mask_cellpose_seg_without_masks(tmp_path, content, found):
-    boxed = np.empty((), dtype=object)
-    boxed[()] = content
-    np.save(tmp_path / "bad_seg.npy", boxed, allow_pickle=True)
-    message = f"{named('bad_seg.npy')} does not hold a dict with a 'masks' array .found {found}"
-    with pytest.raises(InputError, match=message):
-        read_mask(tmp_path / "bad_seg.npy")
-
-
-def test_read_mask_pickled_plain_npy_is_refused(tmp_path):
-    np.save(tmp_path / "objects.npy", {"masks": disks()}, allow_pickle=True)
-    with pytest.raises(InputError, match=f"{named('objects.npy')} holds Python objects"):
-        read_mask(tmp_path / "objects.npy")
-
-
-def test_read_mask_seg_npy_of_unknown_format_version(tmp_path):
-    boxed = np.empty((), dtype=object)
-    boxed[()] = {"masks": disks()}
-    with open(tmp_path / "v3_seg.npy", "wb") as handle:
-        np.lib.format.write_array(handle, boxed, version=(3, 0), allow_pickle=True)
-    message = f"could not read Cellpose file .*{named('v3_seg.npy')}: unsupported"
-    with pytest.raises(InputError, match=message):
-        read_mask(tmp_path / "v3_seg.npy")
-
-
-def test_read_mask_npz_named_npy(tmp_path):
-    with open(tmp_path / "archive.npy", "wb") as handle:
-        np.savez(handle, masks=disks())
-    with pytest.raises(InputError, match=f"{named('archive.npy')} is not a single .npy array"):
-        read_mask(tmp_path / "archive.npy")
-
-
 def test_read_mask_time_series_is_refused(tmp_path):
     path = tmp_path / "movie.ome.tif"
     tifffile.imwrite(path, np.stack([disks(), disks()]), ome=True, metadata={"axes": "TYX"})
@@ -579,11 +374,6 @@ def test_read_mask_bytes_named_wrongly(tmp_path):
     mask = disks()
     tifffile.imwrite(tmp_path / "liar.png", mask)
     np.testing.assert_array_equal(read_mask(tmp_path / "liar.png"), mask)
-
-
-# --------------------------------------------------------------------------------------------
-# read_mask: values
-# --------------------------------------------------------------------------------------------
 
 
 def test_read_mask_integral_float_becomes_int32(tmp_path):
@@ -654,13 +444,6 @@ def test_read_mask_binary_relabel_in_memory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["binary.png"]
 
 
-def test_read_mask_bool_npy(tmp_path):
-    np.save(tmp_path / "bool.npy", disks() > 0)
-    with pytest.raises(InputError, match=f"{named('bool.npy')} looks binary"):
-        read_mask(tmp_path / "bool.npy")
-    assert read_mask(tmp_path / "bool.npy", relabel_binary=True).max() == 3
-
-
 def test_read_mask_single_object_is_not_binary(tmp_path):
     mask = disks(centres=((20, 20),), labels=(1,))
     np.save(tmp_path / "one.npy", mask)
@@ -708,14 +491,6 @@ def test_read_mask_corrupt(tmp_path, name):
         read_mask(tmp_path / name)
 
 
-def test_read_mask_truncated_npy(tmp_path):
-    np.save(tmp_path / "cut.npy", disks())
-    data = (tmp_path / "cut.npy").read_bytes()
-    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match=f"could not read mask .*{named('cut.npy')}"):
-        read_mask(tmp_path / "cut.npy")
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32, np.uint64, np.int64])
 def test_lowest_nonzero_label(dtype):
     """The cheap binary check: smallest label above 0 without np.unique or a boolean copy."""
@@ -727,11 +502,6 @@ def test_lowest_nonzero_label(dtype):
     assert _lowest_nonzero(mask) == 12
     assert _lowest_nonzero(np.full((3, 3), np.iinfo(dtype).max, dtype)) == np.iinfo(dtype).max
     np.testing.assert_array_equal(mask[5:9, 5:9], 12)  # input untouched
-
-
-# --------------------------------------------------------------------------------------------
-# load_pair
-# --------------------------------------------------------------------------------------------
 
 
 def test_load_pair_rgb_with_mask(tmp_path):
@@ -818,276 +588,6 @@ def test_load_pair_relabels_binary(tmp_path):
     assert mask.max() == 3
 
 
-# --------------------------------------------------------------------------------------------
-# pair_files
-# --------------------------------------------------------------------------------------------
-
-
-def touch(folder, *names):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        (folder / name).write_bytes(b"")
-
-
-def as_names(pairs):
-    return [(pair.stem, pair.image.name, pair.mask.name) for pair in pairs]
-
-
-def test_pair_files_separate_folders(tmp_path):
-    touch(tmp_path / "images", "B.png", "A.TIF", "C.jpeg", "notes.txt", ".hidden.png")
-    touch(tmp_path / "masks", "A.tif", "B.png", "C.npy", "unused.tif")
-    pairs = pair_files(tmp_path / "images", tmp_path / "masks")
-    assert as_names(pairs) == [
-        ("A", "A.TIF", "A.tif"),
-        ("B", "B.png", "B.png"),
-        ("C", "C.jpeg", "C.npy"),
-    ]
-    assert pairs[0] == Pair(tmp_path / "images" / "A.TIF", tmp_path / "masks" / "A.tif", "A")
-
-
-def test_pair_files_every_suffix_in_one_folder(tmp_path):
-    touch(
-        tmp_path,
-        "a.png", "a_cp_masks.png",
-        "b.tif", "b_seg.npy",
-        "c.tif", "c_mask.tif",
-        "d.png", "d_masks.TIF",
-        "e.png", "e_label.png",
-        "f.jpg", "f_labels.tiff",
-        "g.tif", "g.npy",
-        "h.png", "h_MASK.png",
-    )
-    pairs = pair_files(tmp_path)
-    assert as_names(pairs) == [
-        ("a", "a.png", "a_cp_masks.png"),
-        ("b", "b.tif", "b_seg.npy"),
-        ("c", "c.tif", "c_mask.tif"),
-        ("d", "d.png", "d_masks.TIF"),
-        ("e", "e.png", "e_label.png"),
-        ("f", "f.jpg", "f_labels.tiff"),
-        ("g", "g.tif", "g.npy"),
-        ("h", "h.png", "h_MASK.png"),
-    ]
-
-
-def test_pair_files_suffixes_in_a_separate_folder(tmp_path):
-    touch(tmp_path / "images", "a.png", "b.png")
-    touch(tmp_path / "masks", "a_cp_masks.tif", "b_seg.npy")
-    assert as_names(pair_files(tmp_path / "images", tmp_path / "masks")) == [
-        ("a", "a.png", "a_cp_masks.tif"),
-        ("b", "b.png", "b_seg.npy"),
-    ]
-
-
-def test_pair_files_same_folder_given_twice(tmp_path):
-    touch(tmp_path, "a.png", "a_mask.png")
-    assert as_names(pair_files(tmp_path, tmp_path)) == [("a", "a.png", "a_mask.png")]
-
-
-def test_pair_files_seg_suffix_only_for_npy(tmp_path):
-    touch(tmp_path, "x_seg.png", "x_seg_mask.png")
-    assert as_names(pair_files(tmp_path)) == [("x_seg", "x_seg.png", "x_seg_mask.png")]
-
-
-def test_pair_files_missing_masks_are_listed(tmp_path):
-    names = [f"img{i}.png" for i in range(7)]
-    touch(tmp_path / "images", *names)
-    touch(tmp_path / "masks", "img0.tif")
-    message = "6 image.* have no mask .*img1.png, img2.png, img3.png, img4.png, img5.png and 1 more"
-    with pytest.raises(InputError, match=message) as info:
-        pair_files(tmp_path / "images", tmp_path / "masks")
-    assert "img6.png" not in str(info.value)
-
-
-def test_pair_files_image_in_same_folder_is_not_its_own_mask(tmp_path):
-    touch(tmp_path, "a.png", "a.tif")
-    with pytest.raises(InputError, match="2 image.* have no mask .*a.png, a.tif"):
-        pair_files(tmp_path)
-
-
-def test_pair_files_several_candidate_masks(tmp_path):
-    touch(tmp_path, "a.png", "a_mask.tif", "a_cp_masks.png")
-    message = "image a.png has several candidate masks .*a_cp_masks.png, a_mask.tif"
-    with pytest.raises(InputError, match=message):
-        pair_files(tmp_path)
-
-
-def test_pair_files_mask_matching_two_images(tmp_path):
-    touch(tmp_path, "a.png", "a.tif", "a_mask.tif")
-    with pytest.raises(InputError, match="mask a_mask.tif matches several images: a.png, a.tif"):
-        pair_files(tmp_path)
-
-
-def test_pair_files_exact_and_suffix_claim_one_mask(tmp_path):
-    touch(tmp_path / "images", "a.png", "a_mask.png")
-    touch(tmp_path / "masks", "a_mask.tif")
-    message = "mask a_mask.tif matches several images: a.png, a_mask.png"
-    with pytest.raises(InputError, match=message):
-        pair_files(tmp_path / "images", tmp_path / "masks")
-
-
-def test_pair_files_missing_folder(tmp_path):
-    with pytest.raises(InputError, match=f"image folder .*{named('nowhere')} does not exist"):
-        pair_files(tmp_path / "nowhere")
-    touch(tmp_path / "images", "a.png")
-    with pytest.raises(InputError, match=f"mask folder .*{named('nomasks')} does not exist"):
-        pair_files(tmp_path / "images", tmp_path / "nomasks")
-
-
-def test_pair_files_no_images(tmp_path):
-    touch(tmp_path, "a_mask.tif", "readme.md")
-    with pytest.raises(InputError, match="holds no images"):
-        pair_files(tmp_path)
-
-
-def test_extension_constants():
-    assert set(IMAGE_EXTENSIONS) == {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
-    assert set(MASK_EXTENSIONS) == {".tif", ".tiff", ".png", ".npy"}
-
-
-# --------------------------------------------------------------------------------------------
-# wells
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("A01.tif", "A01"),
-        ("A1.png", "A01"),
-        ("P24.tif", "P24"),
-        ("H12", "H12"),
-        ("AF48_image.tif", "AF48"),
-        ("AA01-x.tif", "AA01"),
-        ("Plate_A01_s1_w1.tif", "A01"),
-        ("MFGTMP_B03_s2_w1ABCD.TIF", "B03"),
-        ("Plate_B03_S1_W1.tif", "B03"),
-        ("VID1_C3_1_00d00h00m.tif", "C03"),
-        ("exp 2024 D07 field1.tif", "D07"),
-        ("well-H12.tif", "H12"),
-        ("r01c01f01p01-ch1sk1fk1fl1.tiff", "A01"),
-        ("r16c24f03p01-ch2.tiff", "P24"),
-        ("R02C03F01.tif", "B03"),
-        ("plate3/r03c12f01.tif", "C12"),
-        ("train_1_000.png", None),
-        ("train_10_006.png", None),
-        ("DAPI.tif", None),
-        ("sample.tif", None),
-        ("fib1-0-0-0.tif", None),
-        ("cell_s1_w1.tif", None),
-        ("a01.tif", None),
-        ("A0.tif", None),
-        ("A49.tif", None),
-        ("AG01.tif", None),
-        ("BA01.tif", None),
-        ("B123.tif", None),
-        ("xA01.tif", None),
-        ("A01x.tif", None),
-        ("r00c01.tif", None),
-        ("r33c01.tif", None),
-        ("r01c49.tif", None),
-        ("", None),
-    ],
-)
-def test_parse_well(name, expected):
-    well = parse_well(name)
-    assert (None if well is None else well.name) == expected
-
-
-def test_well_fields_and_names():
-    assert parse_well("B03.tif") == Well(row=1, column=3)
-    assert Well(0, 1).row_letter == "A"
-    assert Well(25, 7).name == "Z07"
-    assert Well(26, 10).name == "AA10"
-    assert Well(31, 48).row_letter == "AF"
-    assert sorted([Well(1, 2), Well(0, 12), Well(0, 3)]) == [Well(0, 3), Well(0, 12), Well(1, 2)]
-
-
-@pytest.mark.parametrize(
-    ("row", "column", "message"),
-    [(32, 1, "row must be"), (-1, 1, "row must be"), (0, 0, "column must be"), (0, 49, "column")],
-)
-def test_well_out_of_plate(row, column, message):
-    with pytest.raises(InputError, match=message):
-        Well(row, column)
-
-
-# --------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_write_tiff_is_lossless(tmp_path, dtype):
-    array = ramp((3, 40, 60), dtype) * 3
-    path = write_tiff(tmp_path / "out.tif", array, metadata={"classes": ["live", "dead"]})
-    with tifffile.TiffFile(path) as tif:
-        np.testing.assert_array_equal(tif.asarray(), array)
-        deflate = (tifffile.COMPRESSION.ADOBE_DEFLATE, tifffile.COMPRESSION.DEFLATE)
-        assert tif.pages[0].compression in deflate
-        assert tif.shaped_metadata[0]["classes"] == ["live", "dead"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
-
-
-def test_write_tiff_class_map_reads_back_as_mask(tmp_path):
-    write_tiff(tmp_path / "classes.tif", disks(labels=(1, 2, 2)).astype(np.uint8))
-    np.testing.assert_array_equal(read_mask(tmp_path / "classes.tif"), disks(labels=(1, 2, 2)))
-
-
-def test_write_tiff_replaces_atomically(tmp_path):
-    path = tmp_path / "out.tif"
-    write_tiff(path, np.zeros((4, 4), np.uint8))
-    write_tiff(path, np.ones((4, 4), np.uint8))
-    assert tifffile.imread(path).tolist() == [[1] * 4] * 4
-    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
-
-
-def test_write_tiff_failure_keeps_old_file_and_no_temporary(tmp_path):
-    path = tmp_path / "out.tif"
-    write_tiff(path, np.full((4, 4), 7, np.uint8))
-    with pytest.raises(TypeError):
-        write_tiff(path, np.zeros((4, 4), np.uint8), metadata={"bad": object()})
-    assert tifffile.imread(path).max() == 7
-    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
-
-
-def test_write_tiff_mode_follows_umask(tmp_path):
-    path = write_tiff(tmp_path / "out.tif", np.zeros((4, 4), np.uint8))
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-def test_write_into_missing_folder(tmp_path):
-    with pytest.raises(InputError, match=f"folder .*{named('missing')} does not exist"):
-        write_tiff(tmp_path / "missing" / "out.tif", np.zeros((2, 2), np.uint8))
-    with pytest.raises(InputError, match=f"folder .*{named('missing')} does not exist"):
-        atomic_write_bytes(tmp_path / "missing" / "out.bin", b"x")
-
-
-def test_atomic_write_bytes(tmp_path):
-    path = atomic_write_bytes(tmp_path / "data.bin", b"first")
-    atomic_write_bytes(path, b"second")
-    assert path.read_bytes() == b"second"
-    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
-
-
-# --------------------------------------------------------------------------------------------
-# real data (skips when ../shared/data is absent)
-# --------------------------------------------------------------------------------------------
-
-
-def test_consep_pairs_all_images(shared_data):
-    folder = shared_data / "consep_train_tiles"
-    pairs = pair_files(folder / "images", folder / "masks")
-    assert len(pairs) == 177
-    assert all(pair.mask.name == pair.stem + ".tif" for pair in pairs)
-    image, mask = load_pair(pairs[0].image, pairs[0].mask)
-    assert image.shape == (3, 256, 256) and image.dtype == np.uint8
-    assert mask.shape == (256, 256) and mask.dtype == np.uint16
-    assert all(parse_well(pair.image.name) is None for pair in pairs)
-
-
 def test_urocell_mask_reads_as_volume(shared_data):
     path = shared_data / "urocell_mito_3d_masks_only" / "masks" / "fib1-0-0-0.tif"
     mask = read_mask(path)
@@ -1095,27 +595,3 @@ def test_urocell_mask_reads_as_volume(shared_data):
     # objects_contacting.csv lists every object of the volume: labels 1..39
     assert mask.max() == 39
     assert np.count_nonzero(np.bincount(mask.ravel())[1:]) == 39
-
-
-def test_read_labels_csv_keeps_class_text_and_collapses_duplicates(tmp_path):
-    path = tmp_path / "labels.csv"
-    path.write_text('image,label,class,extra\na.png,1,NA,x\na.png,1,NA,x\n'
-                    'b.png,2.0,"dead, ""late""",y\n')
-    table = io.read_labels_csv(path)
-    assert table[["image", "label", "class"]].values.tolist() == [
-        ["a.png", 1, "NA"], ["b.png", 2, 'dead, "late"']]
-    assert table["extra"].tolist() == ["x", "y"]
-
-
-@pytest.mark.parametrize("text,message", [
-    ("image,label\na.png,1\n", "lacks column"),
-    ("image,label,class\na.png,x,A\n", "label must be a positive integer"),
-    ("image,label,class\na.png,-3,A\n", "label must be a positive integer"),
-    ("image,label,class\na.png,1,A\na.png,1,B\n", "two different classes"),
-])
-def test_read_labels_csv_errors(tmp_path, text, message):
-    path = tmp_path / "bad.csv"
-    path.write_text(text)
-    with pytest.raises(InputError, match=message) as info:
-        io.read_labels_csv(path)
-    assert "bad.csv" in str(info.value)
