@@ -4,7 +4,7 @@ correct the predictions of the latest model. Every label is committed at once.""
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from ui import annotate, canvas, loaders, overlay, runs, state, viewer
+from ui import annotate, loaders, runs, state, viewer
 from ui.layout import page_setup, rerun_fragment
 
 TOOLS = {"Click": "point", "Rectangle": "rect", "Polygon": "polygon"}
@@ -32,7 +32,7 @@ def canvas_panel(source: str) -> None:
 
     One script run per click (bench/RESULTS.md "ui click"): the canvas keeps its key, the
     shapes it sent are handled first (only those not handled yet), then the caption, then
-    the preview and the canvas. A fresh canvas every 200 shapes keeps the payload small.
+    the preview and the canvas.
     """
     left, right = st.columns([3, 1])
     tool = right.radio("Tool", list(TOOLS), key="annotate_tool")
@@ -42,35 +42,19 @@ def canvas_panel(source: str) -> None:
     with left:
         display = viewer.display_controls(image, mask, key="annotate_view")
     height, width = display.viewport.display_shape
-    view = (image_name, display.plane, display.viewport)
-    key = f"canvas_{abs(hash(view))}_{st.session_state.setdefault('canvas_n', 0)}"
+    key = annotate.canvas_key(st.session_state, (image_name, display.plane, display.viewport))
     st.session_state["annotate_canvas_key"] = key
-    sent = st.session_state.get(key) or {}
-    drawn = ((sent.get("drawing") or {}).get("raw") or {}).get("objects") or []
-    handled = st.session_state.setdefault("canvas_handled", {})
-    done = min(handled.get(key, 0), len(drawn))
-    if len(drawn) > done:
-        handled[key] = len(drawn)
-        shapes = canvas.parse_drawing({"objects": drawn[done:]}, sent.get("backgroundFit"),
-                                      display.viewport)
-        plane_mask = mask if display.plane is None else mask[display.plane]
-        chosen = annotate.labels_from_shapes(plane_mask, shapes)
-        if len(chosen):
-            annotate.label_objects(project, image_name, chosen, class_name, author, source)
-            st.session_state["last_labelled"] = chosen.tolist()
-        if len(drawn) >= 200:
-            st.session_state["canvas_n"] += 1
+    chosen = annotate.drawn_labels(st.session_state, key, display.viewport, mask, display.plane)
+    if len(chosen):
+        annotate.label_objects(project, image_name, chosen, class_name, author, source)
+        st.session_state["last_labelled"] = chosen.tolist()
     last = st.session_state.get("last_labelled")
     right.caption(f"Last: {class_name} ← objects {last[:10]}" if last else
                   "Click an object to give it the selected class.")
-    labels = project.labels(image_name)
-    colours = annotate.label_colours(labels, classes)
-    if source == "correction":
-        predicted = runs.latest_predictions(project, image_name)
-        shown = predicted[~predicted["label"].isin(labels["label"])]
-        colours = {**annotate.label_colours(shown, classes), **colours}
-        if predicted.empty:
-            right.warning("No predictions for this image yet (Predict page).")
+    predicted = runs.latest_predictions(project, image_name) if source == "correction" else None
+    if predicted is not None and predicted.empty:
+        right.warning("No predictions for this image yet (Predict page).")
+    colours = annotate.object_colours(project.labels(image_name), classes, predicted)
     jpeg = viewer.preview(row, image, mask, display, colours)
     with left:
         st_canvas(background_image=jpeg, width=width, height=height, key=key,
@@ -94,15 +78,7 @@ def guided_panel() -> None:
     if label is None:
         st.success("Every object of this image is labelled or skipped.")
         return
-    obj = table.set_index("label").loc[label]
-    plane = int(round(obj["centroid_plane"])) if mask.ndim == 3 else None
-    extent = max(obj["bbox_row_stop"] - obj["bbox_row_start"],
-                 obj["bbox_column_stop"] - obj["bbox_column_start"])
-    side = int(min(max(mask.shape[-2:]), max(64, 4 * extent)))
-    zoom = max(mask.shape[-2:]) / side
-    port = overlay.fit_viewport(mask.shape[-2:], max_side=384, zoom=zoom,
-                                centre=(obj["centroid_row"], obj["centroid_column"]))
-    display = viewer.Display(plane, None, 1.0, 99.8, port)
+    display = viewer.object_display(table, label, mask.shape)
     st.image(viewer.preview(row, image, mask, display, highlight=label), width=384,
              caption=f"object {label} · {len(labelled)} of {len(table)} labelled")
     columns = st.columns(min(len(class_names), 9) + 2)

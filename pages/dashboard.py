@@ -6,17 +6,12 @@ import streamlit as st
 
 from svetlana_core import stats
 from svetlana_core.errors import InputError
-from ui import plate, runs, state
+from ui import plate, predictions, state
 from ui.layout import page_setup
 
 project = page_setup("Dashboard", require_project=True)
-models = runs.model_runs(project)
-models = models[models["kind"] == "train"] if not models.empty else models
-if models.empty:
-    st.info("Train a model and predict images first (Train and Predict pages).")
-    st.stop()
-labels = {r["model_dir"]: runs.model_label(r) for r in models.to_dict("records")}
-model_dir = st.selectbox("Model", list(labels), format_func=labels.get, key="predict_model")
+model_dir = predictions.pick_model(
+    project, "Train a model and predict images first (Train and Predict pages).")
 layout_choice = st.radio("Plate", ["auto", 96, 384, 1536], horizontal=True, key="dash_layout")
 try:
     per_image, per_well, classes = plate.project_counts(

@@ -13,6 +13,8 @@ from svetlana_core.demo import create_demo
 from svetlana_core.objects import object_table
 from svetlana_core.store import Project
 from svetlana_core import plate
+from tests.builders import canvas_click
+from tests.builders import project_dataset
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -95,9 +97,7 @@ def test_click_on_object_labels_that_object(demo):
     table = object_table(tifffile.imread(mask_path))
     labelled = set(demo.labels(image)["label"])
     target = table[~table["label"].isin(labelled)].iloc[0]
-    radius, stroke = 3, 2
-    click = {"type": "circle", "left": target["centroid_column"] - radius - stroke / 2,
-             "top": target["centroid_row"], "radius": radius, "strokeWidth": stroke}
+    click = canvas_click(target["centroid_column"], target["centroid_row"])
     at.radio(key="annotate_class").set_value("speckled")
     at.run()
     key = at.session_state["annotate_canvas_key"]
@@ -178,7 +178,7 @@ def demo_with_model(demo):
 
     config = training.TrainConfig(arch_params={"depth": 2, "width": 8}, epochs=1,
                                   batch_size=16, augment=None)
-    dataset = training.dataset_from_project(demo, config)
+    dataset = project_dataset(demo, config)
     model_dir = demo.models_dir / "tiny"
     result = training.train(dataset, config, out_dir=model_dir)
     run = demo.create_run("train", {"kind": "cnn", "config": config.to_dict()})

@@ -1,6 +1,6 @@
 """Crash safety: a SIGKILL of the app server loses no acknowledged label, and a killed batch
 prediction resumes without redoing the images it finished. (A killed training worker is tested
-in tests/test_jobs.py.)"""
+in tests/jobs/test_jobs_worker.py.)"""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from svetlana_core.demo import create_demo
 from svetlana_core.store import Project
 from tests.browser_server import app_server, browser_page, chromium_missing
 from svetlana_core import models
-from svetlana_core.predict.many import _outputs
+from svetlana_core.predict.resume import _outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDED_CAPTION = re.compile(r"object (\d+) · (\d+) of (\d+) labelled")

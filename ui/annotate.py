@@ -1,5 +1,6 @@
-"""Labelling logic behind the Annotate page: shapes → labels → store, and which object the
-guided mode shows next. No Streamlit import: tested directly."""
+"""Labelling logic behind the Annotate page: canvas drawings → labels → store, and which
+object the guided mode shows next. No Streamlit import: session state comes in as a mapping,
+so this is tested directly."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ import pandas as pd
 
 from svetlana_core.objects import object_table
 from svetlana_core.store import Project
-from ui.canvas import Shapes, labels_at_points, labels_in_box, labels_in_polygon
+from ui.canvas import (
+    Shapes,
+    labels_at_points,
+    labels_in_box,
+    labels_in_polygon,
+    parse_drawing,
+)
+from ui.overlay import Viewport, class_colours
+
+#: Shapes a canvas holds before it is replaced by a fresh one: the browser uploads the whole
+#: drawing on every click (~0.75 KB a shape, FIELD-NOTES.md), so the payload stays small.
+FRESH_CANVAS_AFTER = 200
 
 
 def labels_from_shapes(mask: np.ndarray, shapes: Shapes) -> np.ndarray:
@@ -32,6 +44,52 @@ def labels_from_shapes(mask: np.ndarray, shapes: Shapes) -> np.ndarray:
     return selected[selected > 0]
 
 
+def canvas_key(session: MutableMapping, view: tuple) -> str:
+    """The canvas's widget key for a view (image, plane, viewport).
+
+    Another view, or a fresh canvas after :data:`FRESH_CANVAS_AFTER` shapes, gets another key,
+    hence an empty canvas; the same view keeps its canvas across reruns.
+    """
+    return f"canvas_{abs(hash(view))}_{session.setdefault('canvas_n', 0)}"
+
+
+def drawn_labels(session: MutableMapping, key: str, viewport: Viewport, mask: np.ndarray,
+                 plane: int | None = None) -> np.ndarray:
+    """Labels selected by the shapes the canvas ``key`` sent that were not handled yet.
+
+    The canvas sends its whole drawing on every rerun: the shapes handled so far are counted
+    in ``session`` so that each is handled once (a rerun with the same value labels nothing).
+    Past :data:`FRESH_CANVAS_AFTER` shapes the next :func:`canvas_key` is a fresh canvas.
+
+    Parameters
+    ----------
+    session : mapping
+        ``st.session_state``: the canvas value under ``key``
+        (``{"drawing": {"raw": {"objects": [...]}}, "backgroundFit": {...}}``).
+    viewport : Viewport
+        The window of the image the canvas shows.
+    mask : ndarray of int, shape (rows, columns) or (planes, rows, columns)
+    plane : int, optional
+        The plane shown, for a 3D mask.
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted, unique labels (empty when nothing new was drawn).
+    """
+    sent = session.get(key) or {}
+    drawn = ((sent.get("drawing") or {}).get("raw") or {}).get("objects") or []
+    handled = session.setdefault("canvas_handled", {})
+    done = min(handled.get(key, 0), len(drawn))
+    if len(drawn) <= done:
+        return np.zeros(0, dtype=np.int64)
+    handled[key] = len(drawn)
+    if len(drawn) >= FRESH_CANVAS_AFTER:
+        session["canvas_n"] = session.get("canvas_n", 0) + 1
+    shapes = parse_drawing({"objects": drawn[done:]}, sent.get("backgroundFit"), viewport)
+    return labels_from_shapes(mask if plane is None else mask[plane], shapes)
+
+
 def label_objects(project: Project, image: str, labels: np.ndarray, class_name: str,
                   author: str, source: str = "manual") -> int:
     """Give ``class_name`` to ``labels`` of ``image`` in one committed transaction."""
@@ -41,11 +99,15 @@ def label_objects(project: Project, image: str, labels: np.ndarray, class_name: 
                                  author=author, source=source)
 
 
-def label_colours(labels: pd.DataFrame, classes: pd.DataFrame) -> dict[int, str]:
-    """label → colour of its class, for the labelled objects of one image."""
-    colour_of = dict(zip(classes["name"], classes["colour"]))
-    return {int(label): colour_of[name] for label, name in zip(labels["label"], labels["class"])
-            if name in colour_of}
+def object_colours(labels: pd.DataFrame, classes: pd.DataFrame,
+                   predicted: pd.DataFrame | None = None) -> dict[int, str]:
+    """label → colour shown on the canvas: labelled objects in their class's colour and,
+    with predictions (correction mode), the other objects in their predicted class's."""
+    colours = class_colours(labels, classes)
+    if predicted is None:
+        return colours
+    unlabelled = predicted[~predicted["label"].isin(labels["label"])]
+    return {**class_colours(unlabelled, classes), **colours}
 
 
 def guided_seed(author: str, session: MutableMapping) -> int:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from svetlana_core import io
+from svetlana_core import io, plate
 from svetlana_core.errors import InputError, byte_size
 from svetlana_core.store import Project
-from svetlana_core import plate
 
 #: Uploads larger than this are refused before anything is written (bytes). It equals
 #: ``server.maxUploadSize`` of .streamlit/config.toml (2048, in MiB), which makes the browser

@@ -2,7 +2,8 @@
 
 ``st.cache_resource`` holds the decoded arrays once per server (shared read-only by every
 session, never copied); ``st.cache_data`` holds small derived values such as JPEG bytes.
-Cache keys include the file's modification time, so a replaced file is read again.
+Cache keys include the file's modification time, so a replaced file is read again (it is an
+argument without a leading underscore: Streamlit leaves those out of the key).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from svetlana_core import io
-from svetlana_core import objects
+from svetlana_core import io, objects
 from ui import overlay
 
 
@@ -28,7 +28,7 @@ def _mtime(path: str | Path | None) -> float:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading image…")
-def _pair(image_path: str, mask_path: str, axes: str | None, _stamp: tuple) -> tuple:
+def _pair(image_path: str, mask_path: str, axes: str | None, stamp: tuple) -> tuple:
     image, mask = io.load_pair(image_path, mask_path, axes=axes or None)
     if image is not None:
         image.setflags(write=False)
@@ -42,8 +42,14 @@ def load_pair(row) -> tuple[np.ndarray | None, np.ndarray]:
     return _pair(str(row["path"]), str(row["mask_path"]), row.get("axes"), stamp)
 
 
+def file_key(row) -> str:
+    """What identifies the files of a row, as they are now, in the keys of cached previews."""
+    return (f"{row['path']}|{row['mask_path']}|"
+            f"{_mtime(row['path'])}|{_mtime(row['mask_path'])}")
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _table(mask_path: str, _stamp: float, _mask: np.ndarray) -> pd.DataFrame:
+def _table(mask_path: str, stamp: float, _mask: np.ndarray) -> pd.DataFrame:
     return objects.object_table(_mask)
 
 
@@ -53,7 +59,7 @@ def object_table(row, mask: np.ndarray) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _limits(image_path: str, _stamp: float, _image: np.ndarray, plane: int | None,
+def _limits(image_path: str, stamp: float, _image: np.ndarray, plane: int | None,
             low: float, high: float) -> np.ndarray:
     data = _image if plane is None else _image[:, plane]
     return overlay.channel_limits(data, low, high)

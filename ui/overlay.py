@@ -46,12 +46,6 @@ class Viewport:
         """(rows, columns) of the preview sent to the browser."""
         return (-(-self.height // self.step), -(-self.width // self.step))
 
-    def to_image(self, display_row: float, display_column: float) -> tuple[int, int]:
-        """Map a position in the preview to the image pixel under it."""
-        row = self.row + int(np.floor(display_row * self.step))
-        column = self.column + int(np.floor(display_column * self.step))
-        return row, column
-
 
 def fit_viewport(shape: tuple[int, int], max_side: int = 1024, zoom: float = 1.0,
                  centre: tuple[float, float] | None = None) -> Viewport:
@@ -160,6 +154,34 @@ def hex_to_rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))
 
 
+def class_colours(table, classes, missing: str | None = None) -> dict[int, str]:
+    """label → colour of its class, for objects of a table with ``label`` and ``class``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Labels or predictions of one image (columns ``label``, ``class``).
+    classes : pandas.DataFrame
+        ``Project.classes()`` (columns ``name``, ``colour``).
+    missing : str, optional
+        Colour of objects whose class the project no longer has; default: leave them out
+        (they get only a contour).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> classes = pd.DataFrame({"name": ["live"], "colour": ["#00ff00"]})
+    >>> table = pd.DataFrame({"label": [3, 7], "class": ["live", "gone"]})
+    >>> class_colours(table, classes), class_colours(table, classes, missing="#888888")
+    ({3: '#00ff00'}, {3: '#00ff00', 7: '#888888'})
+    """
+    colour_of = dict(zip(classes["name"], classes["colour"]))
+    pairs = zip(table["label"], table["class"])
+    if missing is None:
+        return {int(label): colour_of[name] for label, name in pairs if name in colour_of}
+    return {int(label): colour_of.get(name, missing) for label, name in pairs}
+
+
 def overlay(rgb: np.ndarray, mask: np.ndarray, label_colours: dict[int, str] | None = None,
             contour_colour: str = "#ffff00", alpha: float = 0.45,
             highlight: int | None = None) -> np.ndarray:
@@ -217,15 +239,6 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 88) -> bytes:
 
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    """Encode a preview losslessly (for downloads of overlays)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

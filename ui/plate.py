@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from svetlana_core import stats
+from svetlana_core import plate, stats
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
-from svetlana_core import plate
 
 
 def project_counts(project: Project, model_dir: str, layout: int | None

@@ -1,18 +1,26 @@
-"""Predictions as the Predict and Dashboard pages show them: output tables, colours by class
-or confidence, the review gallery and the Grad-CAM view of one object."""
+"""Predictions as the Predict and Dashboard pages show them: the model picker, what to
+predict, the progress of a prediction run, colours by class or confidence, the review gallery,
+the Grad-CAM view of one object and the downloads.
+
+No torch import on a page that shows no Grad-CAM: :mod:`svetlana_core.explain` and
+:mod:`svetlana_core.models` load lazily, the model only when an object is explained.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from svetlana_core import explain, io, models
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
-from ui import overlay
+from ui import loaders, overlay, runs, state
+
+#: Where the Predict page takes the images to predict from.
+SCOPES = ("this image", "all images of the project", "a server folder")
 
 
 def outputs_dir(project: Project, model_dir: str) -> Path:
@@ -20,24 +28,63 @@ def outputs_dir(project: Project, model_dir: str) -> Path:
     return project.outputs_dir / Path(model_dir).name
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _read_csv(path: str, _mtime: float) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+def pick_model(project: Project, missing: str) -> str:
+    """The model chooser of the Predict and Dashboard pages: the project's trained CNNs,
+    newest first; one key, so both pages show the same choice.
+
+    Without a model, shows ``missing`` (what to do first) and stops the page.
+    """
+    trained = runs.model_runs(project, kind="train")
+    if trained.empty:
+        st.info(missing)
+        st.stop()
+    labels = {r["model_dir"]: runs.model_label(r) for r in trained.to_dict("records")}
+    return st.selectbox("Model", list(labels), format_func=labels.get, key="predict_model")
 
 
-def output_table(out_dir: Path, name: str = "objects.csv") -> pd.DataFrame | None:
-    """A table written by ``predict_many`` (``objects.csv``, ``counts_per_well.csv``…)."""
-    path = Path(out_dir) / name
-    if not path.exists():
-        return None
-    return _read_csv(str(path), path.stat().st_mtime)
+def prediction_source(scope: str, image_name: str, images: pd.DataFrame,
+                      folder: str | None = None, masks: str | None = None) -> dict:
+    """The ``source`` of :func:`svetlana_core.jobs.submit_prediction` for a choice of
+    :data:`SCOPES`: project images by name, or a server folder inside the data roots.
+
+    Raises
+    ------
+    InputError
+        A folder outside the data roots, or one whose first file links out of them.
+    """
+    if scope != "a server folder":
+        chosen = [image_name] if scope == "this image" else images["name"].tolist()
+        return {"kind": "project", "images": chosen}
+    images_dir = state.resolve_inside_roots(folder or "")
+    masks_dir = state.resolve_inside_roots(masks) if masks else None
+    # the worker pairs the folder itself: refuse links that lead out before it starts
+    _, skipped = state.pairs_inside_roots(io.pair_files(images_dir, masks_dir))
+    if skipped:
+        raise InputError(skipped[0])
+    return {"kind": "folder", "images": str(images_dir),
+            "masks": str(masks_dir) if masks_dir else None}
 
 
-def class_colours(table: pd.DataFrame, classes: pd.DataFrame) -> dict[int, str]:
-    """label → colour of its predicted class."""
-    colour_of = dict(zip(classes["name"], classes["colour"]))
-    return {int(label): colour_of.get(name, "#888888")
-            for label, name in zip(table["label"], table["class"])}
+def progress_panel(project: Project, run_id: int) -> None:
+    """The progress of a prediction run, redrawn every second while it runs; the page is
+    drawn again once when it ends (to show the new predictions)."""
+    active = project.run(run_id)["status"] in ("queued", "running")
+
+    @st.fragment(run_every=1 if active else None)
+    def progress() -> None:
+        record = project.run(run_id)
+        summary = record.get("summary") or {}
+        done, total = summary.get("finished", 0), max(summary.get("total", 1), 1)
+        st.progress(done / total, text=f"prediction run {run_id}: {record['status']} · "
+                                       f"{done}/{total} images")
+        for failure in summary.get("failed", [])[:10]:
+            st.warning(failure)
+        if record.get("error"):
+            st.error(record["error"])
+        if active and record["status"] not in ("queued", "running"):
+            st.rerun()
+
+    progress()
 
 
 def confidence_colours(table: pd.DataFrame) -> dict[int, str]:
@@ -78,20 +125,20 @@ def gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def _model(model_dir: str, _mtime: float):
-    from svetlana_core.models import load_model
-
-    return load_model(model_dir, device="cpu")
+def _model(model_dir: str, mtime: float) -> models.LoadedModel:
+    return models.load_model(model_dir, device="cpu")
 
 
-def explain(model_dir: str, image: np.ndarray | None, mask: np.ndarray, label: int,
-            guided: bool = False):
-    """Grad-CAM of one object with the model (loaded once per server, on the CPU)."""
-    from svetlana_core import explain as explain_module
+def explain_object(model_dir: str, image: np.ndarray | None, mask: np.ndarray, label: int,
+                   guided: bool = False):
+    """Grad-CAM of one object with the model (loaded once per server, on the CPU).
 
-    weights = Path(model_dir) / "model.json"
-    model = _model(model_dir, weights.stat().st_mtime)
-    return explain_module.explain_object(model, image, mask, int(label), guided=guided)
+    Returns ``(explanation, patch, classes)``; see :func:`svetlana_core.explain.explain_object`.
+    """
+    # model.json is written last when a folder is saved: its time tells a rewritten folder.
+    model = _model(model_dir, (Path(model_dir) / models.MODEL_FILE).stat().st_mtime)
+    explanation, patch = explain.explain_object(model, image, mask, int(label), guided=guided)
+    return explanation, patch, list(model.classes)
 
 
 def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, label: int,
@@ -104,30 +151,40 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
     st.subheader(f"Why object {label}? (Grad-CAM)")
     guided = st.toggle("Guided Grad-CAM", key="predict_guided", disabled=mask.ndim == 3)
     try:
-        explanation, patch = explain(model_dir, image, mask, label, guided=guided)
+        explanation, patch, classes = explain_object(model_dir, image, mask, label, guided)
     except InputError as error:
         st.error(f"No Grad-CAM for object {label} of {image_name} with model "
                  f"{Path(model_dir).name}: {error}")
         return
-    classes = json.loads((Path(model_dir) / "model.json").read_text())["classes"]
     a, b, c = st.columns(3)
-    plane = patch.shape[1] // 2 if patch.ndim == 4 else None
-    first = patch[0] if plane is None else patch[0, plane]
-    heat = explanation.heat if plane is None else explanation.heat[plane]
-    a.image(heat_overlay(first, heat * 0), caption="patch (first channel)", width=220)
-    b.image(heat_overlay(first, heat), width=220,
+    a.image(explain.heatmap_rgb(patch, np.zeros_like(explanation.heat), min_side=220),
+            caption="patch (first channel)", width=220)
+    b.image(explain.heatmap_rgb(patch, explanation.heat, min_side=220), width=220,
             caption=f"evidence for {explanation.target_class}")
     c.bar_chart(pd.DataFrame({"probability": explanation.probabilities}, index=classes),
                 horizontal=True, height=220)
 
 
-def heat_overlay(patch_channel: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """An RGB image of a patch channel (grey) with the heat map in red/yellow on top."""
-    grey = patch_channel.astype(np.float32)
-    span = float(grey.max() - grey.min()) or 1.0
-    grey = (grey - grey.min()) / span
-    heat = np.clip(heat.astype(np.float32), 0, 1)
-    rgb = np.stack([grey, grey, grey], axis=-1) * 0.6
-    rgb[..., 0] += 0.4 * heat + 0.4 * heat * (heat > 0.5)
-    rgb[..., 1] += 0.4 * np.clip(heat - 0.5, 0, 1) * 2
-    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+def doubtful_gallery(row, image: np.ndarray | None, mask: np.ndarray,
+                     table: pd.DataFrame) -> None:
+    """The least confident objects of each predicted class, as rows of tiles (2D images)."""
+    if mask.ndim != 2:
+        return
+    limits = (loaders.display_limits(row, image, None, 1.0, 99.8) if image is not None
+              else None)
+    for name in table["class"].unique():
+        tiles = gallery(image, mask, table[table["class"] == name], limits)
+        st.markdown(f"**{name}**")
+        st.image([t for t, _ in tiles], caption=[c for _, c in tiles], width=96)
+
+
+def download_buttons(out_dir: Path, image_name: str) -> None:
+    """Download buttons for the run's combined objects and workbook and this image's class
+    map, for those that exist."""
+    downloads = st.columns(3)
+    for column, name in zip(downloads, ["objects.csv", "results.xlsx",
+                                        f"class_maps/{Path(image_name).stem}.tif"]):
+        path = out_dir / name
+        if path.exists():
+            column.download_button(f"Download {Path(name).name}", path.read_bytes(),
+                                   file_name=Path(name).name, key=f"dl_{name}")

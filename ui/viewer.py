@@ -55,6 +55,34 @@ def display_controls(image: np.ndarray | None, mask: np.ndarray, key: str,
     return Display(plane, channels, low, min(max(high, low + 0.1), 100.0), viewport)
 
 
+def object_display(table, label: int, mask_shape: tuple[int, ...], side: int = 384) -> Display:
+    """The view of one object with its context, for the guided mode.
+
+    The object's centroid is in the middle (clipped at the image's edges), in its plane for a
+    3D mask; the window is four times the object's larger bounding-box side, at least 64
+    pixels and at most the image, shown in ``side`` display pixels.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`svetlana_core.objects.object_table` of the mask.
+    label : int
+    mask_shape : tuple of int
+        (rows, columns) or (planes, rows, columns).
+    side : int
+        Largest side of the preview, in display pixels.
+    """
+    obj = table.set_index("label").loc[label]
+    plane = int(round(obj["centroid_plane"])) if len(mask_shape) == 3 else None
+    extent = max(obj["bbox_row_stop"] - obj["bbox_row_start"],
+                 obj["bbox_column_stop"] - obj["bbox_column_start"])
+    longest = max(mask_shape[-2:])
+    window = int(min(longest, max(64, 4 * extent)))
+    port = overlay.fit_viewport(mask_shape[-2:], max_side=side, zoom=longest / window,
+                                centre=(obj["centroid_row"], obj["centroid_column"]))
+    return Display(plane, None, 1.0, 99.8, port)
+
+
 def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
             label_colours: dict[int, str] | None = None, highlight: int | None = None) -> bytes:
     """JPEG bytes of the current view (cached by file, view and colours)."""
@@ -62,9 +90,8 @@ def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
     if image is not None:
         limits = loaders.display_limits(row, image, display.plane, display.low, display.high)
     colours = tuple(sorted((label_colours or {}).items()))
-    key = f"{row['path']}|{row['mask_path']}"
-    return loaders.preview_jpeg(key, image, mask, display.viewport, display.plane,
-                                display.channels, limits,
+    return loaders.preview_jpeg(loaders.file_key(row), image, mask, display.viewport,
+                                display.plane, display.channels, limits,
                                 (display.low, display.high, display.plane), colours, highlight)
 
 

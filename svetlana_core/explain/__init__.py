@@ -12,28 +12,16 @@ the patch exactly as :mod:`svetlana_core.predict` does, brings the map back to p
 (bilinear, trilinear in 3D) and scales it to [0, 1], and draws it over the image.
 """
 
-import importlib
+from svetlana_core.lazy import attach
 
 _EXPORTS = {
     'Explanation': 'svetlana_core.explain.cam',
     'MIN_CAM_SIDE': 'svetlana_core.explain.cam',
     'explain_object': 'svetlana_core.explain.cam',
     'gradcam': 'svetlana_core.explain.cam',
+    'heatmap_rgb': 'svetlana_core.explain.heatmap',
     'save_heatmap_png': 'svetlana_core.explain.heatmap',
     'target_layer': 'svetlana_core.explain.cam',
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    # Lazy: importing the package, or one of its torch-free modules, must not import torch.
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -1,4 +1,6 @@
-"""Grad-CAM and guided Grad-CAM for one object, 2D and 3D."""
+"""Grad-CAM and guided Grad-CAM for one object, 2D and 3D: the layer weighed for each
+architecture, the checks on the patch and target, and captum's attribution brought back to
+the patch's resolution."""
 
 from __future__ import annotations
 
@@ -6,12 +8,16 @@ import copy
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
+
 from svetlana_core import models
-from svetlana_core.errors import InputError  # noqa: E402
+from svetlana_core.errors import InputError
+from svetlana_core.predict import object_patches
+
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
 
@@ -210,47 +216,17 @@ def gradcam(
     patch at a time per model, not from several threads at once. Prediction is not affected
     (it runs a copy of the network).
     """
-    from captum.attr import GuidedGradCam, LayerAttribution, LayerGradCam
-
-    patch = np.asarray(patch, dtype=np.float32)
-    meta = model.meta
-    spatial_dims = int(meta.get("spatial_dims", patch.ndim - 1))
-    channels = int(meta.get("in_channels", patch.shape[0]))
-    if patch.ndim != spatial_dims + 1 or patch.shape[0] != channels:
-        axes = "rows, columns" if spatial_dims == 2 else "planes, rows, columns"
-        raise InputError(
-            f"patch has shape {patch.shape}; the model takes one patch of shape "
-            f"({channels}, {axes}) (image channels then the object mask)"
-        )
+    patch = _checked_patch(patch, model.meta)
     classes = tuple(model.classes)
     module = _without_inplace(model.module)
-    layer = target_layer(module, meta.get("arch"), patch.shape)
+    layer = target_layer(module, model.meta.get("arch"), patch.shape)
     device = next(module.parameters()).device
     x = torch.from_numpy(patch[np.newaxis]).to(device)
-
     with torch.inference_mode():
         probabilities = torch.softmax(module(x).float(), dim=1)[0].cpu().numpy()
     predicted = int(probabilities.argmax())
     index = _target_index(target, classes, predicted)
-
-    spatial = patch.shape[1:]
-    mode = "bilinear" if spatial_dims == 2 else "trilinear"
-    with torch.enable_grad(), warnings.catch_warnings():
-        # captum warns on every guided call that it sets (and removes) ReLU hooks.
-        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-        x = x.clone().requires_grad_(True)
-        if guided:
-            attribution = GuidedGradCam(module, layer).attribute(
-                x, target=index, interpolate_mode=mode
-            )[0]
-            attribution = attribution.detach().float().cpu().numpy()
-            heat = np.abs(attribution).max(axis=0)
-        else:
-            cam = LayerGradCam(module, layer).attribute(x, target=index, relu_attributions=True)
-            cam = LayerAttribution.interpolate(cam.detach().float(), spatial, mode)
-            # Upsampling overshoots a little below 0; Grad-CAM keeps the positive part.
-            heat = cam[0, 0].clamp_min(0).cpu().numpy()
-            attribution = None
+    heat, attribution = _attribute(module, layer, x, index, guided)
     return Explanation(
         heat=_scaled(heat),
         probabilities=probabilities.astype(np.float32),
@@ -261,6 +237,47 @@ def gradcam(
         method="guided_gradcam" if guided else "gradcam",
         attribution=attribution,
     )
+
+
+def _checked_patch(patch: np.ndarray, meta: dict) -> np.ndarray:
+    """The patch as float32, refused unless it is one patch of the model's channels."""
+    patch = np.asarray(patch, dtype=np.float32)
+    spatial_dims = int(meta.get("spatial_dims", patch.ndim - 1))
+    channels = int(meta.get("in_channels", patch.shape[0]))
+    if patch.ndim != spatial_dims + 1 or patch.shape[0] != channels:
+        axes = "rows, columns" if spatial_dims == 2 else "planes, rows, columns"
+        raise InputError(
+            f"patch has shape {patch.shape}; the model takes one patch of shape "
+            f"({channels}, {axes}) (image channels then the object mask)"
+        )
+    return patch
+
+
+def _attribute(
+    module: nn.Module, layer: nn.Module, x: torch.Tensor, index: int, guided: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """captum's Grad-CAM of ``x`` (1, C, *spatial) for class ``index``, at patch resolution.
+
+    Returns the unscaled heat map (spatial) and, guided, the per-channel attribution.
+    """
+    from captum.attr import GuidedGradCam, LayerAttribution, LayerGradCam
+
+    spatial = tuple(x.shape[2:])
+    mode = "bilinear" if len(spatial) == 2 else "trilinear"
+    with torch.enable_grad(), warnings.catch_warnings():
+        # captum warns on every guided call that it sets (and removes) ReLU hooks.
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+        x = x.clone().requires_grad_(True)
+        if guided:
+            attribution = GuidedGradCam(module, layer).attribute(
+                x, target=index, interpolate_mode=mode
+            )[0]
+            attribution = attribution.detach().float().cpu().numpy()
+            return np.abs(attribution).max(axis=0), attribution
+        cam = LayerGradCam(module, layer).attribute(x, target=index, relu_attributions=True)
+        cam = LayerAttribution.interpolate(cam.detach().float(), spatial, mode)
+        # Upsampling overshoots a little below 0; Grad-CAM keeps the positive part.
+        return cam[0, 0].clamp_min(0).cpu().numpy(), None
 
 
 def explain_object(
@@ -298,8 +315,6 @@ def explain_object(
     InputError
         If the label is not in the mask, or the image or mask does not fit the model.
     """
-    from svetlana_core.predict import object_patches
-
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
         raise InputError(f"label must be an integer object label; got {label!r}")
     patch = object_patches(model, image, mask, labels=[int(label)], table=table)[0]

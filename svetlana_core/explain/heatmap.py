@@ -1,4 +1,6 @@
-"""Heat maps as PNG images for the app and the CLI."""
+"""Heat maps as PNG images for the CLI (``gradcam``): the heat over the patch, outlined.
+
+Torch-free: it draws arrays that :mod:`svetlana_core.explain.cam` computed."""
 
 from __future__ import annotations
 
@@ -6,13 +8,13 @@ import math
 import os
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
-import numpy as np
-from svetlana_core.errors import InputError  # noqa: E402
-if TYPE_CHECKING:
-    pass
 
-# --------------------------------------------------------------------------- drawing
+import imageio.v3 as iio
+import numpy as np
+from skimage.segmentation import find_boundaries
+
+from svetlana_core import io
+from svetlana_core.errors import InputError
 
 # A perceptual-ish ramp (dark blue, cyan, yellow, red) for the heat, anchors at 0, 1/3, 2/3, 1.
 _RAMP = np.array([[0, 0, 160], [0, 200, 230], [255, 220, 0], [220, 20, 20]], dtype=np.float32)
@@ -23,48 +25,44 @@ def _colour(heat: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(heat, stops, _RAMP[:, k]) for k in range(3)], axis=-1)
 
 
-def save_heatmap_png(
-    path: str | os.PathLike,
-    patch: np.ndarray,
-    heat: np.ndarray,
-    alpha: float = 0.5,
-    min_side: int = 256,
-) -> Path:
-    """Draw a heat map over the first channel of its patch and write an 8-bit RGB PNG.
+def heatmap_rgb(
+    patch: np.ndarray, heat: np.ndarray, alpha: float = 0.5, min_side: int = 256
+) -> np.ndarray:
+    """A heat map drawn over the first channel of its patch, as an 8-bit RGB picture.
 
     The first channel is stretched to grey (its min to black, max to white), the heat is
     coloured from dark blue (0) to red (1) and blended in with opacity ``alpha * heat`` (so
     cold regions show the image), and the object's outline (from the patch's last channel,
     the object mask) is drawn in white. The picture is enlarged by a whole factor (nearest
     neighbour) until its longer side is at least ``min_side`` pixels. 3D patches show their
-    middle plane. Written to a temporary file and renamed, so a reader never sees half a PNG.
+    middle plane.
 
     Parameters
     ----------
-    path : str or path-like
-        The PNG to write; its folder must exist.
     patch : ndarray, shape (C, rows, columns) or (C, planes, rows, columns)
-        The patch, as from :func:`explain_object`.
+        The patch, as from :func:`~svetlana_core.explain.explain_object`.
     heat : ndarray, shape (rows, columns) or (planes, rows, columns)
-        Values in [0, 1] (clipped), e.g. :attr:`Explanation.heat`.
+        Values in [0, 1] (clipped), e.g. :attr:`~svetlana_core.explain.Explanation.heat`.
     alpha : float, default 0.5
         Opacity of the hottest colour.
     min_side : int, default 256
 
     Returns
     -------
-    Path
+    ndarray of uint8, shape (rows * k, columns * k, 3)
 
     Raises
     ------
     InputError
-        If the heat map's shape is not the patch's spatial shape, or the folder is missing.
+        If the heat map's shape is not the patch's spatial shape.
+
+    Examples
+    --------
+    >>> patch = np.zeros((2, 4, 4), np.float32); patch[1, 1:3, 1:3] = 1  # object in the middle
+    >>> picture = heatmap_rgb(patch, np.zeros((4, 4)), min_side=8)
+    >>> picture.shape, picture[0, 0].tolist(), picture[2, 2].tolist()
+    ((8, 8, 3), [0, 0, 0], [255, 255, 255])
     """
-    import imageio.v3 as iio
-    from skimage.segmentation import find_boundaries
-
-    from svetlana_core import io
-
     patch = np.asarray(patch, dtype=np.float32)
     heat = np.asarray(heat, dtype=np.float32)
     if patch.ndim not in (3, 4) or heat.shape != patch.shape[1:]:
@@ -85,6 +83,36 @@ def save_heatmap_png(
     rgb[outline] = 255
     factor = max(1, math.ceil(min_side / max(rgb.shape[:2])))
     rgb = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+    return np.round(rgb).clip(0, 255).astype(np.uint8)
+
+
+def save_heatmap_png(
+    path: str | os.PathLike,
+    patch: np.ndarray,
+    heat: np.ndarray,
+    alpha: float = 0.5,
+    min_side: int = 256,
+) -> Path:
+    """Write :func:`heatmap_rgb` of a patch as an 8-bit RGB PNG.
+
+    Written to a temporary file and renamed, so a reader never sees half a PNG.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The PNG to write; its folder must exist.
+    patch, heat, alpha, min_side
+        As :func:`heatmap_rgb`.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        If the heat map's shape is not the patch's spatial shape, or the folder is missing.
+    """
     buffer = BytesIO()
-    iio.imwrite(buffer, np.round(rgb).clip(0, 255).astype(np.uint8), extension=".png")
+    iio.imwrite(buffer, heatmap_rgb(patch, heat, alpha, min_side), extension=".png")
     return io.atomic_write_bytes(path, buffer.getvalue())

@@ -41,19 +41,19 @@ Outputs of :func:`predict_many` (``out_dir``)
     the smallest that holds the wells read from the file names), and a workbook with the tables.
 """
 
-import importlib
+from svetlana_core.lazy import attach
 
 _EXPORTS = {
     'CHUNK_BYTES': 'svetlana_core.predict.image',
-    'COMBINED_FILES': 'svetlana_core.predict.many',
+    'COMBINED_FILES': 'svetlana_core.predict.outputs',
     'CPU_BATCH_SIZE': 'svetlana_core.predict.image',
     'GPU_BATCH_SIZE': 'svetlana_core.predict.image',
     'ManyResult': 'svetlana_core.predict.many',
     'Prediction': 'svetlana_core.predict.image',
-    'XLSX_MAX_OBJECTS': 'svetlana_core.predict.many',
+    'XLSX_MAX_OBJECTS': 'svetlana_core.predict.outputs',
     'class_map_dtype': 'svetlana_core.predict.image',
     'evaluate_folder': 'svetlana_core.predict.evaluate',
-    'model_fingerprint': 'svetlana_core.predict.many',
+    'model_fingerprint': 'svetlana_core.predict.resume',
     'object_patches': 'svetlana_core.predict.crop',
     'predict_image': 'svetlana_core.predict.image',
     'predict_many': 'svetlana_core.predict.many',
@@ -61,17 +61,4 @@ _EXPORTS = {
     'prediction_columns': 'svetlana_core.predict.image',
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    # Lazy: importing the package, or one of its torch-free modules, must not import torch.
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

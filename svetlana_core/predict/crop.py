@@ -1,4 +1,5 @@
-"""Patches of every object of an image, cut a chunk at a time in bounded memory."""
+"""How a model wants its patches cut (from its ``model.json``), the check that an image and mask
+fit it, and the patches of every object cut a chunk at a time in bounded memory."""
 
 from __future__ import annotations
 
@@ -6,18 +7,19 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
 from svetlana_core import patches
-from svetlana_core.errors import InputError  # noqa: E402
+from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
-if TYPE_CHECKING:  # training imports torch models; predict only needs the loaded result
+
+if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
 
 _SPATIAL_AXES = {2: ("row", "column"), 3: ("plane", "row", "column")}
 
-
-# --------------------------------------------------------------------------- the model's view
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,8 @@ class _Cropper:
         self.corners = centres - np.asarray(spec.size) // 2
         self.value_range = None
         if image is not None and spec.normalisation == "percentile":
-            # patches.normalise's own estimate; private there, see the report asking for a
-            # public one (or a value_range argument to extract, which would make this class
-            # a plain loop over extract).
+            # The estimate patches.extract normalises with; extract takes no range of its
+            # own, hence the scaling below instead of a plain loop over extract.
             self.value_range = patches.percentile_range(image, (1.0, 99.8))
 
     def crop(self, start: int, stop: int) -> np.ndarray:

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
-import torch  # noqa: E402
-from svetlana_core.errors import InputError  # noqa: E402
+import torch
+
+from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
-if TYPE_CHECKING:  # training imports torch models; predict only needs the loaded result
+from svetlana_core.predict.crop import (
+    _batches,
+    _check_inputs,
+    _Cropper,
+    _PatchSpec,
+    _spec,
+)
+from svetlana_core.predict.network import (
+    _device_of,
+    _freed_memory_kept,
+    _inference_module,
+)
+
+if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
-from svetlana_core.predict.crop import _Cropper, _batches, _check_inputs, _spec
-from svetlana_core.predict.network import _device_of, _freed_memory_kept, _inference_module
 
 #: Default batch sizes of :func:`predict_image` (see its docstring).
 CPU_BATCH_SIZE = 16
@@ -23,8 +36,6 @@ GPU_BATCH_SIZE = 256
 #: Default size of a chunk of patches (see :func:`predict_image`).
 CHUNK_BYTES = 16 << 20
 
-
-# --------------------------------------------------------------------------- one image
 
 
 def prediction_columns(classes: Sequence[str]) -> list[str]:
@@ -180,88 +191,130 @@ def predict_image(
     >>> prediction.objects[["label", "class", "confidence"]]     # doctest: +SKIP
     """
     tic = time.perf_counter()
-    for name, value in (("batch_size", batch_size), ("chunk_objects", chunk_objects)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InputError(f"{name} must be a positive integer; got {value!r}")
+    _check_counts(batch_size=batch_size, chunk_objects=chunk_objects)
     spec = _spec(model)
     image = None if image is None else np.asarray(image)
     mask = np.asarray(mask)
     _check_inputs(spec, image, mask)
     timings = {"objects": 0.0, "normalise": 0.0, "crop": 0.0, "forward": 0.0, "collect": 0.0}
-
-    if table is None:
-        table = object_table(mask)
-    elif not table["label"].is_monotonic_increasing:
-        table = table.sort_values("label", kind="stable")
-    table = table.reset_index(drop=True)
+    table = _sorted_table(mask, table)
     timings["objects"] = time.perf_counter() - tic
 
     target = _device_of(model.module) if device is None else torch.device(device)
-    cuda = target.type == "cuda"
-    if batch_size is None:
-        batch_size = GPU_BATCH_SIZE if target.type != "cpu" else CPU_BATCH_SIZE
-    if chunk_objects is None:
-        patch_bytes = 4 * (spec.image_channels + 1) * int(np.prod(spec.size))
-        chunk_objects = max(1, CHUNK_BYTES // patch_bytes // batch_size) * batch_size
+    batch_size, chunk_objects = _batching(spec, target, batch_size, chunk_objects)
     # Channels-last in 2D, as load_model lays out the weights: oneDNN and cuDNN run it faster,
     # and batches already in that layout save the network a conversion per layer.
     layout = torch.channels_last if spec.spatial_dims == 2 else torch.contiguous_format
     module = _inference_module(model.module, target, layout)
-
-    n = len(table)
-    probabilities = np.empty((n, len(spec.classes)), dtype=np.float32)
-    if n:
+    probabilities = np.empty((len(table), len(spec.classes)), dtype=np.float32)
+    if len(table):
         mark = time.perf_counter()
         cropper = _Cropper(spec, image, mask, table)
         timings["normalise"] = time.perf_counter() - mark
-        waiting: list[tuple[slice, torch.Tensor]] = []
-
-        def collect() -> None:
-            mark = time.perf_counter()
-            for rows, p in waiting:
-                probabilities[rows] = p.cpu().numpy()
-            waiting.clear()
-            timings["collect"] += time.perf_counter() - mark
-
-        with torch.inference_mode(), _freed_memory_kept():
-            for rows, batch, crop_time in _batches(cropper, n, batch_size, chunk_objects):
-                timings["crop"] += crop_time
-                x = torch.from_numpy(batch).contiguous(memory_format=layout)
-                if cuda:
-                    x = x.pin_memory().to(target, non_blocking=True)
-                mark = time.perf_counter()
-                logits = module(x)
-                timings["forward"] += time.perf_counter() - mark
-                mark = time.perf_counter()
-                waiting.append((rows, torch.softmax(logits.float(), dim=1)))
-                timings["collect"] += time.perf_counter() - mark
-                # On a GPU, copy back once per chunk so the device keeps working meanwhile.
-                if not cuda or sum(len(p) for _, p in waiting) >= chunk_objects:
-                    collect()
-            collect()
+        batches = _batches(cropper, len(table), batch_size, chunk_objects)
+        _forward(module, batches, probabilities, target, layout, chunk_objects, timings)
 
     mark = time.perf_counter()
-    index, confidence, margin, entropy = _uncertainty(probabilities)
-    names = np.asarray(spec.classes, dtype=object)
-    columns: dict[str, Any] = {
-        "label": table["label"].to_numpy(np.int64),
-        "class": names[index] if n else np.empty(0, dtype=object),
-        "confidence": confidence,
-    }
-    for k, name in enumerate(spec.classes):
-        columns[f"p_{name}"] = probabilities[:, k].astype(np.float64)
-    columns["margin"] = margin
-    columns["entropy"] = entropy
-    objects = pd.DataFrame(columns)
-    geometry = [c for c in table.columns if c not in ("label", "area")]
-    objects = pd.concat([objects, table[geometry], table[["area"]]], axis=1)
-
-    labels = objects["label"].to_numpy()
-    class_map = _paint(mask, labels, (index + 1), class_map_dtype(len(spec.classes)))
+    objects, index = _objects(spec.classes, table, probabilities)
+    class_map = _paint(mask, objects["label"].to_numpy(), index + 1,
+                       class_map_dtype(len(spec.classes)))
     timings["maps"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - tic
     return Prediction(
         class_map=class_map, objects=objects, classes=spec.classes, timings=timings, mask=mask
     )
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Refuse a count that is given but is not a positive integer (bools included)."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _sorted_table(mask: np.ndarray, table: pd.DataFrame | None) -> pd.DataFrame:
+    """The object table of ``mask`` sorted by label, with a fresh 0..N-1 index."""
+    if table is None:
+        table = object_table(mask)
+    elif not table["label"].is_monotonic_increasing:
+        table = table.sort_values("label", kind="stable")
+    return table.reset_index(drop=True)
+
+
+def _batching(
+    spec: _PatchSpec, target: torch.device, batch_size: int | None, chunk_objects: int | None
+) -> tuple[int, int]:
+    """The batch size and chunk size :func:`predict_image` uses when they are not given."""
+    if batch_size is None:
+        batch_size = GPU_BATCH_SIZE if target.type != "cpu" else CPU_BATCH_SIZE
+    if chunk_objects is None:
+        patch_bytes = 4 * (spec.image_channels + 1) * int(np.prod(spec.size))
+        chunk_objects = max(1, CHUNK_BYTES // patch_bytes // batch_size) * batch_size
+    return batch_size, chunk_objects
+
+
+def _forward(
+    module: torch.nn.Module,
+    batches: Iterable[tuple[slice, np.ndarray, float]],
+    probabilities: np.ndarray,
+    target: torch.device,
+    layout: torch.memory_format,
+    chunk_objects: int,
+    timings: dict[str, float],
+) -> None:
+    """Run the network on every batch and write the softmax into ``probabilities`` (N, K).
+
+    Adds the seconds spent to ``timings`` (``crop``, ``forward``, ``collect``). On a GPU the
+    batches go through pinned memory and the results come back once per chunk, so the device
+    keeps working meanwhile; on a CPU each batch is collected at once.
+    """
+    cuda = target.type == "cuda"
+    waiting: list[tuple[slice, torch.Tensor]] = []
+
+    def collect() -> None:
+        mark = time.perf_counter()
+        for rows, p in waiting:
+            probabilities[rows] = p.cpu().numpy()
+        waiting.clear()
+        timings["collect"] += time.perf_counter() - mark
+
+    with torch.inference_mode(), _freed_memory_kept():
+        for rows, batch, crop_time in batches:
+            timings["crop"] += crop_time
+            x = torch.from_numpy(batch).contiguous(memory_format=layout)
+            if cuda:
+                x = x.pin_memory().to(target, non_blocking=True)
+            mark = time.perf_counter()
+            logits = module(x)
+            timings["forward"] += time.perf_counter() - mark
+            mark = time.perf_counter()
+            waiting.append((rows, torch.softmax(logits.float(), dim=1)))
+            timings["collect"] += time.perf_counter() - mark
+            if not cuda or sum(len(p) for _, p in waiting) >= chunk_objects:
+                collect()
+        collect()
+
+
+def _objects(
+    classes: Sequence[str], table: pd.DataFrame, probabilities: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The per-object table of :class:`Prediction` and each object's class index.
+
+    ``table`` is the sorted object table, ``probabilities`` its rows' softmax (N, K).
+    """
+    index, confidence, margin, entropy = _uncertainty(probabilities)
+    names = np.asarray(classes, dtype=object)
+    columns: dict[str, Any] = {
+        "label": table["label"].to_numpy(np.int64),
+        "class": names[index] if len(table) else np.empty(0, dtype=object),
+        "confidence": confidence,
+    }
+    for k, name in enumerate(classes):
+        columns[f"p_{name}"] = probabilities[:, k].astype(np.float64)
+    columns["margin"] = margin
+    columns["entropy"] = entropy
+    geometry = [c for c in table.columns if c not in ("label", "area")]
+    objects = pd.concat([pd.DataFrame(columns), table[geometry], table[["area"]]], axis=1)
+    return objects, index

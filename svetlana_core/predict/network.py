@@ -1,4 +1,5 @@
-"""The network at inference: a fused eval copy per device, batched forward passes."""
+"""The network at inference: a fused eval copy per device, glibc's allocator kept from
+returning memory mid-prediction, and the class probabilities of ready-cut patches."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn.utils.fusion import fuse_conv_bn_eval  # noqa: E402
-from svetlana_core.errors import InputError  # noqa: E402
-if TYPE_CHECKING:  # training imports torch models; predict only needs the loaded result
-    from svetlana_core.models import LoadedModel
-from svetlana_core.training.loop import evaluate
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from svetlana_core.errors import InputError
 from svetlana_core.models.device import memory_format_for
+from svetlana_core.training.loop import evaluate
+
+if TYPE_CHECKING:
+    from svetlana_core.models import LoadedModel
+
 
 def _device_of(module: torch.nn.Module) -> torch.device:
     parameter = next(module.parameters(), None)
@@ -87,10 +92,9 @@ def _glibc() -> Any:
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt  # noqa: B018 (present in glibc only)
-        return libc
-    except (OSError, AttributeError):
+    except OSError:
         return None
+    return libc if hasattr(libc, "mallopt") else None  # glibc only
 
 
 @contextmanager

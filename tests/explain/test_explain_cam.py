@@ -1,5 +1,5 @@
-"""Tests of svetlana_core.explain: Grad-CAM for every architecture, 2D and 3D, the layer it
-weighs, that it points at the object a trained network looks at, and the PNG overlay."""
+"""svetlana_core.explain.cam: Grad-CAM for every architecture, 2D and 3D, the layer it weighs,
+and that it points at the object a trained network looks at."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import os
 # this only works before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from svetlana_core import explain
-from svetlana_core import models
-from svetlana_core import predict
-from svetlana_core import training
+from svetlana_core import explain, models, predict, training
 from svetlana_core.errors import InputError
+from tests.builders import random_patch
 
 FAST = ["cnn", "resnet18", "alexnet", "densenet121"]
 HEAVY = ["resnet34", "resnet50", "resnet101", "resnet152", "densenet161", "densenet169",
@@ -41,15 +38,6 @@ def loaded(arch="cnn", classes=("dim", "bright"), image_channels=1, patch=(32, 3
         module=module.eval(), meta=meta, classes=tuple(classes), patch_size=tuple(patch),
         device=torch.device("cpu"),
     )
-
-
-def random_patch(shape, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    patch = rng.random(shape, dtype=np.float32)
-    spatial = np.indices(shape[1:])
-    centre = np.array(shape[1:]).reshape((-1,) + (1,) * (len(shape) - 1)) / 2
-    patch[-1] = (((spatial - centre) ** 2).sum(axis=0) <= (shape[-1] / 4) ** 2).astype(np.float32)
-    return patch
 
 
 def check_heat(explanation, spatial):
@@ -158,9 +146,6 @@ def test_a_class_name_is_a_target():
     assert by_name.target == 1 and by_name.target_class == "bright"
 
 
-# --------------------------------------------------------------------------- a trained network
-
-
 def bright_or_dim(n_images=8, size=96, seed=0):
     """Images of 3 x 3 disks; a disk is "bright" (bright pixels) or "dim" (background level)."""
     rng = np.random.default_rng(seed)
@@ -250,38 +235,3 @@ def test_explain_object_refuses_unknown_labels(trained):
         explain.explain_object(model, image, mask, 99)
     with pytest.raises(InputError, match="label must be an integer"):
         explain.explain_object(model, image, mask, "5")
-
-
-# --------------------------------------------------------------------------- PNG
-
-
-def test_save_heatmap_png(tmp_path):
-    patch = random_patch((2, 32, 32))
-    heat = np.zeros((32, 32), np.float32)
-    heat[:8, :8] = 1.0
-    path = explain.save_heatmap_png(tmp_path / "heat.png", patch, heat)
-    picture = iio.imread(path)
-    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
-    hot, cold = picture[8, 8].astype(int), picture[200, 8].astype(int)
-    assert hot[0] > hot[2] and abs(cold[0] - cold[2]) <= 1  # red where hot, grey where cold
-    outline = np.all(picture == 255, axis=-1)
-    assert outline[120:136].any()  # the object's outline crosses the middle rows
-    assert not list(tmp_path.glob(".*"))  # no temporary file left
-
-
-def test_save_heatmap_png_3d_shows_the_middle_plane(tmp_path):
-    patch = random_patch((1, 8, 16, 16))
-    heat = np.zeros((8, 16, 16), np.float32)
-    heat[4] = 1.0
-    picture = iio.imread(explain.save_heatmap_png(tmp_path / "h.png", patch, heat))
-    assert picture.shape == (256, 256, 3)
-    inside = ~np.all(picture == 255, axis=-1)
-    assert (picture[inside][:, 0] > picture[inside][:, 2]).all()  # all hot on plane 4
-
-
-def test_save_heatmap_png_refuses_a_heat_map_of_another_shape(tmp_path):
-    with pytest.raises(InputError, match=r"heat has shape \(16, 16\) but patch has shape"):
-        explain.save_heatmap_png(tmp_path / "h.png", np.zeros((2, 32, 32)), np.zeros((16, 16)))
-    with pytest.raises(InputError, match="does not exist"):
-        explain.save_heatmap_png(tmp_path / "no" / "h.png", random_patch((2, 32, 32)),
-                                 np.zeros((32, 32)))

@@ -1,0 +1,151 @@
+"""What lets :func:`~svetlana_core.predict.predict_many` resume: per-image output paths, the
+``done/<stem>.json`` markers that say an image's outputs are up to date, and the temporary
+files a killed run leaves behind.
+
+An image counts as done when its marker names the same model (:func:`model_fingerprint`) and
+the same input files (size and modification time), and its three outputs exist. The marker is
+removed before the outputs are rewritten and written last, so a run killed in between leaves
+the image to be predicted again.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from svetlana_core import io
+
+if TYPE_CHECKING:
+    from svetlana_core.models import LoadedModel
+    from svetlana_core.predict.task import _Task
+
+#: The sub-folders of ``out_dir`` that hold one file per image.
+_FOLDERS = ("class_maps", "confidence", "objects", "done")
+
+
+def model_fingerprint(model: LoadedModel | str | os.PathLike) -> str:
+    """SHA-256 of a model's description and weights (hex), the same for a folder and its load.
+
+    Hashes the canonical JSON of ``model.meta`` and every tensor of the state dict (sorted by
+    name), so retraining, editing the classes or swapping the weights file changes it.
+    """
+    if not hasattr(model, "module"):
+        from svetlana_core.models import load_model
+
+        model = load_model(model, device="cpu")
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.meta, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _outputs(out_dir: Path, stem: str) -> dict[str, Path]:
+    """The three files :func:`~svetlana_core.predict.predict_many` writes for one image."""
+    return {
+        "class_map": out_dir / "class_maps" / f"{stem}.tif",
+        "confidence": out_dir / "confidence" / f"{stem}.tif",
+        "objects": out_dir / "objects" / f"{stem}.csv",
+    }
+
+
+def _marker_path(out_dir: Path, stem: str) -> Path:
+    return out_dir / "done" / f"{stem}.json"
+
+
+def _remove_stale_temporaries(paths: Iterable[Path]) -> None:
+    """Delete the temporary files a killed run left beside ``paths`` (``.<name>.*.tmp``).
+
+    Every output is written to such a hidden file and renamed into place, so a kill never
+    leaves a half-written file under an output's name, but it may leave the temporary file:
+    the next run that writes the same output removes it.
+    """
+    for path in paths:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def _start_outputs(task: _Task) -> dict[str, Path]:
+    """Remove the task's marker (its outputs are about to change) and stale temporaries;
+    return the output paths to write."""
+    out_dir = Path(task.out_dir)
+    marker = _marker_path(out_dir, task.stem)
+    marker.unlink(missing_ok=True)  # not done until rewritten
+    paths = _outputs(out_dir, task.stem)
+    _remove_stale_temporaries([marker, *paths.values()])
+    return paths
+
+
+def _input_stamp(task: _Task) -> list:
+    """Size and modification time (ns) of the image and mask files (None: no image)."""
+    stamps = []
+    for path in (task.image, task.mask):
+        if path is None:
+            stamps.append(None)
+        else:
+            stat = os.stat(path)
+            stamps.append([stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
+def _write_marker(task: _Task, fingerprint: str, n_objects: int) -> None:
+    """Mark the task done: written last, after every output of the image."""
+    record = {
+        "model": fingerprint,
+        "inputs": _input_stamp(task),
+        "image": task.image,
+        "mask": task.mask,
+        "n_objects": n_objects,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    marker = _marker_path(Path(task.out_dir), task.stem)
+    io.atomic_write_bytes(marker, json.dumps(record, indent=1).encode())
+
+
+def _is_done(task: _Task, fingerprint: str) -> bool:
+    out_dir = Path(task.out_dir)
+    marker = _marker_path(out_dir, task.stem)
+    if not marker.is_file() or not all(p.is_file() for p in _outputs(out_dir, task.stem).values()):
+        return False
+    try:
+        record = json.loads(marker.read_text())
+        return record.get("model") == fingerprint and record.get("inputs") == _input_stamp(task)
+    except (OSError, ValueError):
+        return False
+
+
+def _read_objects(path: Path) -> pd.DataFrame:
+    """A per-image table as written by a run, with the dtypes it was written with."""
+    # Class names stay text even when they look like numbers or "NA"; an empty well is missing.
+    text = {"image": "str", "well": "str", "class": "str"}
+    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values={"well": [""]})
+
+
+def _up_to_date(
+    tasks: list[_Task], fingerprint: str, force: bool
+) -> tuple[dict[str, pd.DataFrame], list[_Task]]:
+    """Split the tasks into those done before (their tables, by image name) and the rest.
+
+    With ``force`` nothing counts as done. A done image whose table cannot be read is
+    predicted again.
+    """
+    tables: dict[str, pd.DataFrame] = {}
+    todo = []
+    for task in tasks:
+        if not force and _is_done(task, fingerprint):
+            try:
+                tables[task.name] = _read_objects(_outputs(Path(task.out_dir), task.stem)["objects"])
+                continue
+            except (OSError, ValueError):
+                pass  # unreadable table: predict again
+        todo.append(task)
+    return tables, todo

@@ -1,0 +1,138 @@
+"""One image file to predict: the task :func:`~svetlana_core.predict.predict_many` runs locally
+or sends to a Dask worker, and what comes back.
+
+Tasks and settings hold plain paths and strings, cheap to send to a worker; the outcome
+carries only the small per-object table, never the image or the maps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from svetlana_core import io, plate
+from svetlana_core.errors import InputError
+from svetlana_core.predict.image import predict_image
+from svetlana_core.predict.outputs import _write_image_outputs
+from svetlana_core.predict.resume import _start_outputs, _write_marker
+
+if TYPE_CHECKING:
+    from svetlana_core.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One image to predict and where its outputs go."""
+
+    image: str | None
+    mask: str
+    stem: str
+    name: str
+    well: str | None
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every task of a run shares: the model's fingerprint and the options of the run."""
+
+    fingerprint: str
+    batch_size: int | None
+    chunk_objects: int | None
+    axes: str | None
+    relabel_binary: bool
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a task gives back: ``objects`` when done, ``message`` when it failed."""
+
+    name: str
+    objects: pd.DataFrame | None = None
+    message: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.objects is not None
+
+
+def _failed(name: str, error: Exception) -> _Outcome:
+    """An outcome naming what went wrong: the error's type, then its message."""
+    return _Outcome(name, message=f"{type(error).__name__}: {error}")
+
+
+def _run_task(model: LoadedModel, task: _Task, settings: _Settings) -> _Outcome:
+    """Predict one image file and write its outputs; never raises (failures are returned)."""
+    try:
+        paths = _start_outputs(task)
+        image, mask = io.load_pair(
+            task.image, task.mask, axes=settings.axes, relabel_binary=settings.relabel_binary
+        )
+        prediction = predict_image(
+            model, image, mask,
+            batch_size=settings.batch_size, chunk_objects=settings.chunk_objects,
+        )
+        del image  # the maps are written without the image held
+        objects = _write_image_outputs(paths, task, prediction)
+        _write_marker(task, settings.fingerprint, len(objects))
+        return _Outcome(task.name, objects=objects)
+    except InputError as error:  # says what is wrong with which file
+        return _Outcome(task.name, message=str(error))
+    except Exception as error:  # one broken image must not stop a plate; the message says what
+        return _failed(task.name, error)
+
+
+def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path) -> list[_Task]:
+    """One task per image/mask pair (a folder is paired first), names checked to be unique.
+
+    Raises
+    ------
+    InputError
+        When an item is not a pair, there is none, or two pairs share a stem or an image name
+        (their outputs would overwrite each other).
+    """
+    if isinstance(pairs, (str, os.PathLike)):
+        pairs = io.pair_files(pairs)
+    tasks = [_task(item, out_dir) for item in pairs]
+    if not tasks:
+        raise InputError("pairs is empty: there is no image to predict")
+    for attribute, what in (("stem", "output name (file stem)"), ("name", "image name")):
+        values = pd.Series([getattr(task, attribute) for task in tasks])
+        twice = sorted(values[values.duplicated()].unique())
+        if twice:
+            raise InputError(
+                f"{len(twice)} {what}(s) occur more than once, their outputs would overwrite "
+                f"each other: {twice[:5]}"
+            )
+    return tasks
+
+
+def _task(item: Any, out_dir: Path) -> _Task:
+    """The task of an io.Pair or an (image_path, mask_path) tuple (image_path may be None)."""
+    if isinstance(item, io.Pair):
+        image, mask, stem = item.image, item.mask, item.stem
+    else:
+        try:
+            image, mask = item
+        except (TypeError, ValueError):
+            raise InputError(
+                f"pairs must hold io.Pair or (image_path, mask_path) tuples; got {item!r}"
+            ) from None
+        stem = None
+    mask = Path(mask)
+    image = None if image is None else Path(image)
+    named = image or mask
+    well = plate.parse_well(named.name)
+    return _Task(
+        image=None if image is None else str(image),
+        mask=str(mask),
+        stem=str(named.stem if stem is None else stem),
+        name=named.name,
+        well=None if well is None else well.name,
+        out_dir=str(out_dir),
+    )
