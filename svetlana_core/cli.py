@@ -158,8 +158,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.project:
         from svetlana_core.store.project import Project
 
-        dataset = training.dataset_from_project(Project.open(args.project), cfg,
-                                                group_by=group_by)
+        project = Project.open(args.project)
+        inputs = project.training_set()
+        dataset = training.dataset_from_files(inputs.files, inputs.labels, cfg, inputs.classes,
+                                              group_by, inputs.axes)
     else:
         _require(args, "images", "masks", "labels")
         images = None if args.images == "-" else args.images
@@ -288,16 +290,20 @@ def _require(args: argparse.Namespace, *names: str) -> None:
         raise InputError(f"train needs {', '.join(missing)} (or a PROJECT_DIR)")
 
 
-# ---------------------------------------------------------------------------- parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m svetlana_core",
         description="Classify the objects of segmentation masks with small neural networks.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_train_command(sub)
+    _add_model_commands(sub)
+    return parser
 
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """objects, import-labels, export-labels, demo: commands that read or write data."""
     p = sub.add_parser("objects", help="print or write the object table of a mask")
     p.add_argument("image", help="image file (TIFF, PNG, JPEG)")
     p.add_argument("mask", help="instance mask (TIFF, PNG, .npy, Cellpose _seg.npy)")
@@ -325,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="project folder to create")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a classifier (CNN or random forest)")
     p.add_argument("project", nargs="?", help="train from this project's stored labels")
     p.add_argument("--images", help="folder of images ('-' for mask-only data)")
@@ -347,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axes", help="axes of the image files, when they cannot be guessed")
     p.set_defaults(func=cmd_train)
 
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """evaluate, predict, gradcam: commands that use a trained model."""
     p = sub.add_parser("evaluate", help="score a model on labelled objects (one JSON line)")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--images", required=True, help="folder of images ('-' for mask-only)")
@@ -381,8 +392,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axes")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_gradcam)
-
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

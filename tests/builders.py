@@ -173,3 +173,127 @@ def cnn_model_folder(folder: Path, seed: int = 0, **changes: Any) -> Path:
     module = models.build_model(meta["arch"], meta["in_channels"], len(meta["classes"]),
                                 meta["spatial_dims"], **meta["arch_params"])
     return models.save_model(folder, module, meta)
+
+
+def current_labels(project, image=None) -> list[tuple[str, int, str]]:
+    """A project's current labels as ``(image, label, class)`` tuples, sorted like ``labels()``."""
+    table = project.labels(image)[["image", "label", "class"]]
+    return [tuple(row) for row in table.itertuples(index=False)]
+
+
+def project_dataset(project: Any, config: Any, group_by: Any = None) -> Any:
+    """The training set of a project, built as ``train PROJECT`` and the Train page's job do:
+    its files and current labels, its classes in project order (unused ones left out)."""
+    from svetlana_core import training
+
+    inputs = project.training_set()
+    return training.dataset_from_files(inputs.files, inputs.labels, config, inputs.classes,
+                                       group_by, inputs.axes)
+
+
+def random_patch(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A float32 patch ``(C, *spatial)`` of uniform noise whose last channel, the object mask,
+    is a centred disk (ball in 3D) of radius a quarter of the last side."""
+    rng = np.random.default_rng(seed)
+    patch = rng.random(shape, dtype=np.float32)
+    spatial = np.indices(shape[1:])
+    centre = np.array(shape[1:]).reshape((-1,) + (1,) * (len(shape) - 1)) / 2
+    patch[-1] = (((spatial - centre) ** 2).sum(axis=0) <= (shape[-1] / 4) ** 2).astype(np.float32)
+    return patch
+
+
+def canvas_click(x: float, y: float, radius: float = 3, stroke: float = 2) -> dict[str, Any]:
+    """What streamlit-drawable-canvas 0.13 stores for a click at canvas pixel (x, y) in point
+    mode: a circle with ``left = x - radius - stroke / 2``, ``top = y`` (FIELD-NOTES.md)."""
+    return {"type": "circle", "left": x - radius - stroke / 2, "top": y, "radius": radius,
+            "strokeWidth": stroke, "originX": "left", "originY": "center"}
+
+
+def tiny_train_config(**changes: Any) -> Any:
+    """A ``TrainConfig`` of a 1-block, 4-filter CNN on 16-pixel patches: a run of a few epochs
+    on :func:`two_class_disks` takes milliseconds; ``changes`` override."""
+    from svetlana_core import training
+
+    base = dict(arch_params={"depth": 1, "width": 4}, patch_size=16, epochs=3, batch_size=16,
+                device="cpu", patience=None)
+    return training.TrainConfig(**{**base, **changes})
+
+
+def strict_disks(
+    shape: tuple[int, int], objects: Sequence[tuple[int, float, float, float]],
+    dtype: Any = np.uint16,
+) -> np.ndarray:
+    """A label mask with one scikit-image disk per ``(label, centre_row, centre_column, radius)``.
+
+    scikit-image's disk is strict (``d² < r²``, unlike :func:`disk_mask`): radius 5 gives 69
+    pixels spanning the centre ± 4, radius 3 gives 25 pixels spanning ± 2.
+    """
+    from skimage.draw import disk
+
+    mask = np.zeros(shape, dtype=dtype)
+    for label, row, column, radius in objects:
+        mask[disk((row, column), radius, shape=shape)] = label
+    return mask
+
+
+def ramp(shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
+    """Distinct values everywhere (modulo 251, so uint8 holds them): a wrong transpose or axis
+    order cannot pass."""
+    return (np.arange(np.prod(shape)) % 251).astype(dtype).reshape(shape)
+
+
+def channel_ramp(shape: tuple[int, ...], channels: int = 1, start: float = 1) -> np.ndarray:
+    """A channel-first float64 image ``(channels, *shape)`` whose every pixel value is unique
+    (and nonzero with the default `start`)."""
+    size = int(np.prod(shape))
+    return np.arange(channels * size, dtype=np.float64).reshape(channels, *shape) + start
+
+
+def named(path: Any) -> str:
+    """A regular expression that matches a file's name (not its folder) in an error message."""
+    import re
+
+    return re.escape(Path(path).name)
+
+
+#: Classes of :func:`plate_objects` (``mitotic`` is never predicted).
+PLATE_CLASSES = ("alive", "dead", "mitotic")
+
+#: Images of :func:`plate_objects`' plate that hold no object, with their wells.
+PLATE_EMPTY_IMAGES = {"A02_s2.png": "A02", "C03_s1.png": "C03"}
+
+
+def plate_objects() -> pd.DataFrame:
+    """A per-object table of a tiny 96-well plate with counts known by hand.
+
+    ::
+
+        image        well  labels -> class                       alive dead
+        A01_s1.png   A01   3 alive, 7 dead, 42 alive                 2    1
+        A01_s2.png   A01   1 dead, 2 dead                            0    2
+        A02_s1.png   A02   5 alive                                   1    0
+        A02_s2.png   A02   (no object, in PLATE_EMPTY_IMAGES)        0    0
+        B05_s1.png   B05   10 alive, 11 alive, 12 dead, 13 alive     3    1
+        C03_s1.png   C03   (no object, in PLATE_EMPTY_IMAGES)        0    0
+        loose.png    -     4 dead (no well)                          0    1
+
+    Per well: A01 5 objects (2 alive, 3 dead), A02 1 (1 alive), B05 4 (3 alive, 1 dead), C03
+    imaged with 0 objects, the 92 other wells not imaged. Columns ``image, label, class,
+    confidence, well``; a new table at each call.
+    """
+    return pd.DataFrame(
+        [
+            ("A01_s1.png", 3, "alive", 0.9, "A01"),
+            ("A01_s1.png", 7, "dead", 0.8, "A01"),
+            ("A01_s1.png", 42, "alive", 0.7, "A01"),
+            ("A01_s2.png", 1, "dead", 0.6, "A01"),
+            ("A01_s2.png", 2, "dead", 0.9, "A01"),
+            ("A02_s1.png", 5, "alive", 0.5, "A02"),
+            ("B05_s1.png", 10, "alive", 0.9, "B05"),
+            ("B05_s1.png", 11, "alive", 0.9, "B05"),
+            ("B05_s1.png", 12, "dead", 0.9, "B05"),
+            ("B05_s1.png", 13, "alive", 0.9, "B05"),
+            ("loose.png", 4, "dead", 0.9, None),
+        ],
+        columns=["image", "label", "class", "confidence", "well"],
+    )

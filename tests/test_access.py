@@ -382,8 +382,8 @@ UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib
                   "shelve", "jsonpickle"}
 #: The one allowed use: svetlana_core/io/cellpose.py reads Cellpose's *_seg.npy, a pickled dict,
 #: through ``_NumpyOnlyUnpickler`` (a pickle.Unpickler whose find_class admits numpy arrays
-#: and plain values only; tests above and in test_io.py). It may name these and nothing else
-#: of pickle: no pickle.load / pickle.loads.
+#: and plain values only; tests above and in tests/io/test_io_cellpose.py). It may name these
+#: and nothing else of pickle: no pickle.load / pickle.loads.
 ALLOWED_PICKLE_NAMES = {"svetlana_core/io/cellpose.py": {"Unpickler", "UnpicklingError"}}
 
 

@@ -40,6 +40,7 @@ from svetlana_core import training
 from svetlana_core.cli import main
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from tests.builders import project_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DROP = object()  # a model.json value to leave out
@@ -130,7 +131,7 @@ CASES: list[Case] = [
          lambda w: w.csv("image,label,class\n" + "".join(
              f"A0{k // 3 + 1}.tif,{(3, 7, 42)[k % 3]},new{k}\n" for k in range(6)),
              store_only=True, extra_classes=14)),
-    # ---- training: CLI `train`, TrainConfig.from_dict / validate, dataset_from_project
+    # ---- training: CLI `train`, TrainConfig.from_dict / validate, a project's dataset
     Case("train-label-less-project", r"project \S*empty has no labelled objects",
          lambda w: w.train_project(w.empty_project())),
     Case("train-folder-not-a-project", r"folder \S*plain is not a Svetlana project",
@@ -395,7 +396,7 @@ class World:
         config = training.TrainConfig(epochs=1, device="cpu")
         loaders = []
         if isinstance(project, Project):
-            loaders.append(lambda: training.dataset_from_project(project, config))
+            loaders.append(lambda: project_dataset(project, config))
         return Attempt(
             argv=["train", str(folder), "--out", str(self.tmp / "model"), "--epochs", "1",
                   "--device", "cpu"],

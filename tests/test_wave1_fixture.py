@@ -42,9 +42,11 @@ def wave1(tmp_path) -> Path:
 
 def test_the_fixture_is_unchanged_by_the_suite():
     # Tests work on copies; the fixture itself must stay as the old code wrote it.
-    with sqlite3.connect(f"file:{FIXTURE / 'project.sqlite'}?mode=ro", uri=True) as conn:
+    # immutable: not even the -shm/-wal files of a WAL reader may appear beside the fixture
+    with sqlite3.connect(f"file:{FIXTURE / 'project.sqlite'}?immutable=1", uri=True) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM annotations").fetchone()[0] == 36
+    assert not list(FIXTURE.glob("project.sqlite-*")), "a test opened the fixture in place"
 
 
 def test_the_old_project_opens_with_its_labels_runs_and_predictions(wave1):
