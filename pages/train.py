@@ -50,12 +50,12 @@ try:
 except InputError as error:
     st.error(str(error))
 
-all_runs = project.runs()
+all_runs = runs.training_runs(project)
 if not all_runs.empty:
-    ids = all_runs["id"].sort_values(ascending=False).tolist()
+    ids = all_runs["id"].tolist()
     wanted = int(st.query_params.get("run", ids[0]))
     run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0,
-                          format_func=lambda i: f"run {i} ({all_runs.set_index('id').loc[i, 'status']})")
+                          format_func=runs.run_label(all_runs))
     st.query_params["run"] = str(run_id)
     active = project.run(run_id)["status"] in ("queued", "running")
 

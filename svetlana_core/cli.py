@@ -19,9 +19,6 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 
-# ---------------------------------------------------------------------------- commands
-
-
 def cmd_objects(args: argparse.Namespace) -> int:
     from svetlana_core import io
     from svetlana_core import objects

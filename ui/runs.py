@@ -25,6 +25,10 @@ from svetlana_core.store import Project
 FINAL = ("done", "failed", "stopped")
 
 
+#: Run kinds that train a model (the others predict).
+TRAINING_KINDS = ("train", "train-rf")
+
+
 def model_runs(project: Project, kind: str | None = None) -> pd.DataFrame:
     """Runs that left a usable model folder, newest first: done, stopped, or failed after a
     checkpoint (a killed worker keeps the best model of its finished epochs).
@@ -40,6 +44,21 @@ def model_runs(project: Project, kind: str | None = None) -> pd.DataFrame:
     ok &= runs["model_dir"].map(lambda d: isinstance(d, str) and bool(d)
                                 and (Path(d) / MODEL_FILE).exists())
     return runs[ok].sort_values("id", ascending=False)
+
+
+def training_runs(project: Project) -> pd.DataFrame:
+    """The CNN and random-forest trainings of a project, newest first (the Train page's runs;
+    a prediction has no curves to show)."""
+    all_runs = project.runs()
+    if all_runs.empty:
+        return all_runs
+    return all_runs[all_runs["kind"].isin(TRAINING_KINDS)].sort_values("id", ascending=False)
+
+
+def run_label(table: pd.DataFrame):
+    """``format_func`` for a run picker: ``run 3 · train-rf (done)``."""
+    rows = table.set_index("id")
+    return lambda run_id: f"run {run_id} · {rows.loc[run_id, 'kind']} ({rows.loc[run_id, 'status']})"
 
 
 def _decode(value) -> dict:

@@ -1,7 +1,7 @@
 """Predict the class of every object of an image, or of a whole folder or plate of images.
 
 :func:`predict_image` classifies all the objects of one image with a trained model (a
-:class:`~svetlana_core.training.LoadedModel`) and returns a :class:`Prediction`: a class map (the
+:class:`~svetlana_core.models.LoadedModel`) and returns a :class:`Prediction`: a class map (the
 mask with each object painted with its class index + 1), a per-object table with the class, its
 probabilities and uncertainty measures, and a confidence map.
 :func:`predict_many` does that for many image/mask files, locally or on a Dask cluster, writes

@@ -1,4 +1,4 @@
-"""Train a small CNN on patches cropped around labelled objects; save and load model folders.
+"""Train a small CNN on patches cropped around labelled objects.
 
 numpy at the edges, torch inside. The pieces, in the order a run uses them:
 
@@ -7,7 +7,7 @@ numpy at the edges, torch inside. The pieces, in the order a run uses them:
 * :func:`build_samples` / :func:`dataset_from_files` / :func:`dataset_from_folders` — one
   in-memory :class:`ObjectSet` of float32 patches ``X``, class indices ``y`` and a group per
   object (its image, or a user key such as the source slide) for the split; a project gives
-  ``dataset_from_files`` its ``training_files()`` and ``labels()``;
+  ``dataset_from_files`` its ``training_set()``;
 * :func:`split_train_val` — stratified *and* grouped: no image in both sets;
 * :func:`train_one_epoch` and :func:`evaluate` — the loop, kept apart (torchvision references);
 * :func:`train` — the whole run: reports each epoch through ``on_epoch``, never prints, honours

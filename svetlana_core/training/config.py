@@ -113,7 +113,7 @@ class TrainConfig:
     patch_mode       "context"            "context" or "masked" (image × dilated object mask)
     dilation         2                    dilation of the object mask in "masked" mode, pixels
     normalisation    "percentile"         "percentile" (per image), "minmax" (per patch), "none"
-    augment          flips + rot90        :mod:`svetlana_core.augment` spec
+    augment          flips + rot90        :mod:`svetlana_core.patches.augment` spec
     loss             "cross_entropy"      also "bce" (BCE with logits on one-hot targets) and
                                           "smooth_l1", "l1", "mse" (softmax vs one-hot)
     label_smoothing  0.0                  in [0, 1): smooths the one-hot targets of every loss

@@ -19,10 +19,6 @@ from svetlana_core.training.config import (
     _choice_error,
 )
 
-# --------------------------------------------------------------------------------------------
-# losses, optimisers, schedules
-# --------------------------------------------------------------------------------------------
-
 
 def class_weights(
     y: np.ndarray, n_classes: int, mode: str | None = "balanced"

@@ -64,7 +64,7 @@ class Run:
     best_epoch : int
         Epoch whose weights were kept (1-based).
     metrics : dict
-        :func:`svetlana_core.metrics.classification_metrics` of the best epoch on the
+        :func:`svetlana_core.stats.classification_metrics` of the best epoch on the
         validation set, plus ``val_loss``.
     model_dir : Path or None
         The saved model folder (None when ``out_dir`` was None).

@@ -7,10 +7,6 @@ import numpy as np
 from svetlana_core.errors import InputError
 from svetlana_core.values import is_number
 
-# --------------------------------------------------------------------------------------------
-# split
-# --------------------------------------------------------------------------------------------
-
 
 def split_train_val(
     y: np.ndarray, groups: np.ndarray | None, val_fraction: float, seed: int = 0

@@ -1,4 +1,4 @@
-"""Tests of svetlana_core.augment: specs are validated, the mask channel moves with the image."""
+"""Tests of svetlana_core.patches.augment: specs are validated, the mask channel moves with the image."""
 
 import doctest
 import pickle

@@ -38,3 +38,27 @@ def test_model_runs_offer_finished_models_and_checkpoints_of_failed_runs(tmp_pat
     assert offered["id"].tolist() == made[2::-1]  # newest first; no running, no missing folder
     failed = offered.set_index("id").loc[made[2]]
     assert runs.model_label({**failed, "id": made[2]}).endswith("checkpoint of a failed run")
+
+
+def test_the_train_page_lists_trainings_newest_first_not_predictions(tmp_path):
+    project = Project.create(tmp_path / "p")
+    cnn = project.create_run("train", {})
+    project.create_run("predict", {"kind": "predict", "model_dir": "m"})
+    forest = project.create_run("train-rf", {})
+    project.update_run(forest, status="done")
+    listed = runs.training_runs(project)
+    assert listed["id"].tolist() == [forest, cnn]
+    assert runs.run_label(listed)(forest) == f"run {forest} · train-rf (done)"
+    assert runs.training_runs(Project.create(tmp_path / "empty")).empty
+
+
+def test_model_runs_of_one_kind(tmp_path):
+    project = Project.create(tmp_path / "p")
+    for kind in ("train", "train-rf"):
+        folder = project.models_dir / kind
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text("{}")
+        run = project.create_run(kind, {})
+        project.update_run(run, status="done", model_dir=str(folder))
+    assert runs.model_runs(project, kind="train")["kind"].tolist() == ["train"]
+    assert runs.latest_model_dir(project) == str(project.models_dir / "train")
