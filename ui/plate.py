@@ -13,9 +13,20 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from svetlana_core import plate, stats
+from svetlana_core import models, plate, stats
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+
+
+def _counted_classes(project: Project, model_dir: str, predicted: set[str]) -> list[str]:
+    """Every class the model can predict, in project order: a class it predicted for no object
+    is counted 0, not left out of the tables (its folder gone: the predicted classes)."""
+    try:
+        known = set(models.read_model_meta(model_dir)["classes"]) | predicted
+    except InputError:
+        known = predicted
+    classes = [c for c in project.classes()["name"] if c in known]
+    return classes + sorted(known - set(classes))
 
 
 def project_counts(project: Project, model_dir: str, layout: int | None
@@ -28,8 +39,7 @@ def project_counts(project: Project, model_dir: str, layout: int | None
     predictions = project.predictions(model_dir)
     images = project.images()[["name", "well"]].rename(columns={"name": "image"})
     predicted = images[images["image"].isin(predictions["image"])]
-    classes = [c for c in project.classes()["name"] if c in set(predictions["class"])]
-    classes += sorted(set(predictions["class"]) - set(classes))
+    classes = _counted_classes(project, model_dir, set(predictions["class"]))
     objects = plate.add_wells(predictions, dict(zip(images["image"], images["well"])))
     per_image = stats.counts_per_image(objects, classes, images=predicted)
     if predicted["well"].notna().any():

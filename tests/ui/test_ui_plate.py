@@ -1,9 +1,13 @@
 """ui.plate: the Dashboard's plate map upload and per-condition summary (no server)."""
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from svetlana_core.errors import InputError
+from svetlana_core.store import Project
 from ui import plate
 
 
@@ -33,3 +37,20 @@ def test_condition_summary_matches_wells_by_normalised_name():
     assert summary["condition"].tolist() == ["ctrl", "drug"]
     assert summary["mean"].tolist() == [15.0, 30.0]
     assert summary["wells"].tolist() == [2, 1]  # B02 has no value: not counted
+
+
+def test_project_counts_count_a_class_the_model_never_predicted_as_zero(tmp_path):
+    # An undertrained model that calls every object 'round' still has 'speckled': the tables
+    # must show 0 speckled objects, not leave the column out.
+    fixture = tmp_path / "wave1"
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "wave1", fixture)
+    project = Project.open(fixture)
+    model_dir = str(fixture / "models" / "cnn_wave1")
+    for image in ("demo_A01.png", "demo_B01.png"):
+        project.save_predictions(model_dir, image, pd.DataFrame(
+            {"label": [1, 2], "class": ["round", "elongated"], "confidence": [0.9, 0.8]}))
+    per_image, _, classes = plate.project_counts(project, model_dir, layout=None)
+    assert classes == ["round", "elongated", "speckled"]
+    row = per_image.set_index("image").loc["demo_A01.png"]
+    assert (row["n_round"], row["n_elongated"], row["n_speckled"]) == (1, 1, 0)
+    assert row["frac_speckled"] == 0
