@@ -146,11 +146,11 @@ def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     if not isinstance(table, pd.DataFrame):
         raise InputError(f"write_csv needs a pandas DataFrame, got {type(table).__name__}")
     path = Path(path)
-    index = _index_is_data(table)
+    index = index_is_data(table)
     return atomic_write(path, lambda handle: table.to_csv(
         handle, index=index, lineterminator="\n", encoding="utf-8"))
 
 
-def _index_is_data(table: pd.DataFrame) -> bool:
+def index_is_data(table: pd.DataFrame) -> bool:
     """Whether a table's index carries data worth writing: it has a name."""
     return any(name is not None for name in table.index.names)

@@ -14,12 +14,10 @@ import pandas as pd
 from svetlana_core import patches
 from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
+from svetlana_core.objects import SPATIAL_AXES
 
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
-
-_SPATIAL_AXES = {2: ("row", "column"), 3: ("plane", "row", "column")}
-
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def _check_inputs(spec: _PatchSpec, image: np.ndarray | None, mask: np.ndarray) 
     if image.ndim != spec.spatial_dims + 1:
         raise InputError(
             f"image has shape {image.shape}; expected channel-first "
-            f"(C, {', '.join(_SPATIAL_AXES[spec.spatial_dims])})"
+            f"(C, {', '.join(SPATIAL_AXES[spec.spatial_dims])})"
         )
     if image.shape[0] != spec.image_channels:
         raise InputError(
@@ -118,7 +116,7 @@ class _Cropper:
         self.mask = mask
         self.table = table
         self.labels = table["label"].to_numpy()
-        centroids = table[[f"centroid_{a}" for a in _SPATIAL_AXES[spec.spatial_dims]]]
+        centroids = table[[f"centroid_{a}" for a in SPATIAL_AXES[spec.spatial_dims]]]
         # Rounded half up, as extract does.
         centres = np.floor(centroids.to_numpy(np.float64) + 0.5).astype(np.intp)
         self.corners = centres - np.asarray(spec.size) // 2

@@ -14,7 +14,7 @@ import pandas as pd
 
 from svetlana_core import io
 from svetlana_core.errors import InputError
-from svetlana_core.io.write import _index_is_data
+from svetlana_core.io import index_is_data
 
 # Characters Excel refuses in a sheet name, and its length limit.
 _SHEET_FORBIDDEN = set("[]:*?/\\")
@@ -56,7 +56,7 @@ def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame
     def write(handle) -> None:
         with pd.ExcelWriter(handle, engine="openpyxl") as writer:
             for name, table in sheets.items():
-                table.to_excel(writer, sheet_name=name, index=_index_is_data(table))
+                table.to_excel(writer, sheet_name=name, index=index_is_data(table))
 
     return io.atomic_write(path, write)
 

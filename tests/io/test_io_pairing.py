@@ -9,6 +9,7 @@ from svetlana_core.io import (
     MASK_EXTENSIONS,
     Pair,
     folder_files,
+    group_by_pattern,
     load_pair,
     pair_files,
 )
@@ -175,3 +176,11 @@ def test_folder_files_errors(tmp_path):
         folder_files(None, tmp_path / "nowhere")
     with pytest.raises(InputError, match=f"image folder .*{named('nowhere')} does not exist"):
         folder_files(tmp_path / "nowhere", tmp_path)
+
+
+def test_group_pattern():
+    # a job source's group_pattern becomes the split's group function
+    assert group_by_pattern(r"train_(\d+)_")("train_12_003.png") == "12"
+    assert group_by_pattern(r"plate\d")("x_plate2_A01.tif") == "plate2"
+    assert group_by_pattern(r"nomatch")("a.tif") == "a.tif"
+    assert group_by_pattern(None) is None

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from svetlana_core import io
 from svetlana_core.errors import InputError
 from svetlana_core.jobs import (
     FolderSource,
@@ -85,10 +84,3 @@ def test_training_and_prediction_take_their_own_kinds():
     with pytest.raises(InputError, match=r"group_pattern sets a training's validation split"):
         prediction_source(ProjectSource(group_pattern="x"))
 
-
-def test_group_pattern():
-    # io.group_by_pattern turns a source's group_pattern into the split's group function
-    assert io.group_by_pattern(r"train_(\d+)_")("train_12_003.png") == "12"
-    assert io.group_by_pattern(r"plate\d")("x_plate2_A01.tif") == "plate2"
-    assert io.group_by_pattern(r"nomatch")("a.tif") == "a.tif"
-    assert io.group_by_pattern(None) is None
