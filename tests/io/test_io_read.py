@@ -26,11 +26,14 @@ def test_read_grey_png(tmp_path):
     np.testing.assert_array_equal(image[0], grey)
 
 
-def test_read_16bit_png_keeps_dtype(tmp_path):
-    grey = ramp((8, 10), np.uint16) * 200
-    iio.imwrite(tmp_path / "grey16.png", grey)
-    image = read_image(tmp_path / "grey16.png")
-    assert image.dtype == np.uint16
+@pytest.mark.parametrize(("name", "grey", "write"), [
+    ("grey16.png", ramp((8, 10), np.uint16) * 200, iio.imwrite),
+    ("grey.tif", ramp((8, 10), np.float32) / 7, tifffile.imwrite),
+], ids=["16-bit PNG", "float32 TIFF"])
+def test_read_keeps_dtype(tmp_path, name, grey, write):
+    write(tmp_path / name, grey)
+    image = read_image(tmp_path / name)
+    assert image.dtype == grey.dtype
     np.testing.assert_array_equal(image[0], grey)
 
 
@@ -81,14 +84,6 @@ def test_read_grey_jpeg(tmp_path):
     iio.imwrite(tmp_path / "grey.JPEG", np.full((16, 24), 77, np.uint8))
     image = read_image(tmp_path / "grey.JPEG")
     assert image.shape == (1, 16, 24)
-
-
-def test_read_float_tiff_keeps_dtype(tmp_path):
-    grey = ramp((8, 10), np.float32) / 7
-    tifffile.imwrite(tmp_path / "grey.tif", grey)
-    image = read_image(tmp_path / "grey.tif")
-    assert image.dtype == np.float32
-    np.testing.assert_array_equal(image[0], grey)
 
 
 def test_read_rgb_tiff(tmp_path):
