@@ -10,13 +10,15 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import pandas as pd
 import tifffile
 
 from svetlana_core.errors import InputError
+
+if TYPE_CHECKING:  # pandas loads in write_csv: reading and writing images do not need it
+    import pandas as pd
 
 
 def write_tiff(
@@ -136,13 +138,15 @@ def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     path : str or PathLike
         Destination; its folder must exist.
     table : pandas.DataFrame
-        The table. Its index is written only when it is named, as in :func:`export_tables`.
+        The table. Its index is written only when it is named, as in :func:`svetlana_core.stats.export_tables`.
 
     Returns
     -------
     pathlib.Path
         `path`.
     """
+    import pandas as pd
+
     if not isinstance(table, pd.DataFrame):
         raise InputError(f"write_csv needs a pandas DataFrame, got {type(table).__name__}")
     path = Path(path)

@@ -33,12 +33,19 @@ import difflib
 import inspect
 import json
 import numbers
+import os
 import random
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
+
 import numpy as np
+
+# albumentations checks for updates over the network at import unless told not to; the app and
+# tests set this too, but the CLI, a notebook and a job worker come here first.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A  # noqa: E402
+
 from svetlana_core.errors import InputError  # noqa: E402
 from svetlana_core.patches.symmetry import DEFAULT_AUGMENT  # noqa: F401 (re-exported)
 from svetlana_core.patches.symmetry import apply_symmetries, compose_turns, parse_switches
