@@ -156,9 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from svetlana_core.store.project import Project
 
         project = Project.open(args.project)
-        inputs = project.training_set()
-        dataset = training.dataset_from_files(inputs.files, inputs.labels, cfg, inputs.classes,
-                                              group_by, inputs.axes)
+        dataset = training.dataset_from_training_set(project.training_set(), cfg, group_by)
     else:
         _require(args, "images", "masks", "labels")
         images = None if args.images == "-" else args.images

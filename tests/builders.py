@@ -186,9 +186,7 @@ def project_dataset(project: Any, config: Any, group_by: Any = None) -> Any:
     its files and current labels, its classes in project order (unused ones left out)."""
     from svetlana_core import training
 
-    inputs = project.training_set()
-    return training.dataset_from_files(inputs.files, inputs.labels, config, inputs.classes,
-                                       group_by, inputs.axes)
+    return training.dataset_from_training_set(project.training_set(), config, group_by)
 
 
 def random_patch(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -17,9 +15,14 @@ import pandas as pd
 from svetlana_core import io
 from svetlana_core.baseline.forest import FOREST_FILE, Forest
 from svetlana_core.errors import InputError
-from svetlana_core.models.folder import MODEL_FILE, RF_FORMAT_VERSION, read_model_meta
+from svetlana_core.models.folder import (
+    MODEL_FILE,
+    RF_FORMAT_VERSION,
+    library_versions,
+    read_model_meta,
+    write_rf_meta,
+)
 from svetlana_core.stats import classification_metrics
-from svetlana_core.values import json_safe
 
 
 def _feature_matrix(features: Any, feature_names: Sequence[str], what: str) -> np.ndarray:
@@ -42,15 +45,6 @@ def _feature_matrix(features: Any, feature_names: Sequence[str], what: str) -> n
         column = subset.columns[np.isinf(x).any(axis=0)][0]
         raise InputError(f"{what} column {column!r} has infinite values")
     return x
-
-
-def _versions() -> dict[str, str]:
-    import sklearn
-
-    import svetlana_core
-
-    return {"python": platform.python_version(), "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__, "svetlana": svetlana_core.__version__}
 
 
 @dataclass(frozen=True)
@@ -143,11 +137,10 @@ class BaselineModel:
             "n_trees": self.forest.n_trees,
             "forest_file": FOREST_FILE,
             "forest_sha256": hashlib.sha256(forest_path.read_bytes()).hexdigest(),
-            "versions": _versions(),
+            "versions": library_versions("rf"),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        text = json.dumps(json_safe(meta), indent=2, allow_nan=False) + "\n"
-        io.atomic_write_bytes(folder / MODEL_FILE, text.encode("utf-8"))
+        write_rf_meta(folder, meta)
         return folder
 
 

@@ -59,11 +59,7 @@ def folder_files(
     masks = Path(masks_dir)
     if not masks.is_dir():
         raise InputError(f"mask folder {masks} does not exist or is not a folder")
-    return {
-        p.name: (None, p)
-        for p in sorted(masks.iterdir())
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in MASK_EXTENSIONS
-    }
+    return {p.name: (None, p) for p in sorted(_list_files(masks, MASK_EXTENSIONS))}
 
 
 def pair_files(

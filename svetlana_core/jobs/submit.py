@@ -11,7 +11,6 @@ stops this process's workers when it exits.
 from __future__ import annotations
 
 import atexit
-import json
 import multiprocessing
 import multiprocessing.util  # registers its atexit join first, so ours runs before it
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 from svetlana_core import store
 from svetlana_core.errors import InputError
+from svetlana_core.models import read_model_meta
 from svetlana_core.jobs.sources import (
     PredictionSource,
     TrainingSource,
@@ -280,9 +280,10 @@ def _with_kept_model(reason: str, model_dir: str | None) -> str:
     if not model_dir:
         return reason
     try:
-        meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
-        epoch = int(meta["best_epoch"])
-    except (OSError, ValueError, KeyError, TypeError):  # no checkpoint (yet)
+        epoch = read_model_meta(model_dir)["best_epoch"]
+    except InputError:  # no checkpoint (yet)
+        return reason
+    if epoch is None:
         return reason
     return f"{reason}; the best model so far (epoch {epoch}) is kept in {model_dir}"
 

@@ -51,9 +51,7 @@ def _train_cnn(project: Project, run_id: int, spec: dict, flag: _Stop) -> dict[s
             group_by=group_by, axes=source.axes,
         )
     else:
-        inputs = project.training_set()
-        dataset = training.dataset_from_files(inputs.files, inputs.labels, config, inputs.classes,
-                                              group_by, inputs.axes)
+        dataset = training.dataset_from_training_set(project.training_set(), config, group_by)
     out_dir = _model_folder(project, run_id, spec.get("out_name"))
 
     def on_epoch(record: dict) -> None:

@@ -132,8 +132,6 @@ def _device_lock(device: Any, flag: _CancelFlag) -> Iterator[bool]:
 
 def _run_job(project_dir: str, run_id: int) -> None:
     """Entry point of the worker process (spawned): queue, work, record the outcome."""
-    # Before torch is imported: idle OpenMP threads must sleep, not spin (see training.py).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     project = Project.open(project_dir)
     flag = _CancelFlag(project, run_id)
     # Stop gracefully (save the model, status "stopped") on SIGTERM from shutdown_workers and

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from svetlana_core.errors import InputError
 from svetlana_core.models.device import memory_format_for, resolve_device
 from svetlana_core.patches import MODES as PATCH_MODES
 from svetlana_core.patches import NORMALISATIONS
-from svetlana_core.values import is_int, plain
+from svetlana_core.values import is_int, json_safe, plain
 
 if TYPE_CHECKING:
     import torch
@@ -66,18 +67,22 @@ class LoadedModel:
     folder: Path | None = None
 
 
-def library_versions() -> dict[str, str | None]:
-    """Versions of Python, torch, numpy, torchvision and Svetlana, recorded in ``model.json``."""
-    import torch
-
+def library_versions(kind: str = "cnn") -> dict[str, str | None]:
+    """Versions of the libraries a model of ``kind`` was made with, recorded in ``model.json``:
+    Python, numpy and Svetlana, then torch and torchvision (``"cnn"``) or scikit-learn
+    (``"rf"``). Read from the installed packages' metadata: nothing is imported."""
     import svetlana_core
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__,
-                "numpy": np.__version__, "svetlana": svetlana_core.__version__}
-    try:  # the installed version, without importing it (the small CNN does not need it)
-        versions["torchvision"] = version("torchvision")
-    except PackageNotFoundError:
-        versions["torchvision"] = None
+    versions: dict[str, str | None] = {"python": platform.python_version(),
+                                       "numpy": np.__version__,
+                                       "svetlana": svetlana_core.__version__}
+    for name in ("torch", "torchvision") if kind == "cnn" else ("scikit-learn",):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    if "torch" in sys.modules and kind == "cnn":  # its own string names the build: 2.14.0+cu130
+        versions["torch"] = sys.modules["torch"].__version__
     return versions
 
 
@@ -193,6 +198,23 @@ def _check_rf_meta(meta: dict, path: Path) -> dict:
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise InputError(f"{path} key {key!r} must be a {kind.__name__} or null")
     return meta
+
+
+def write_rf_meta(folder: str | os.PathLike, meta: Mapping[str, Any]) -> Path:
+    """Check a random-forest ``model.json`` and write it atomically into ``folder``.
+
+    Values that are not finite (a NaN metric) are written as ``null``: the file is strict JSON.
+    Returns the file's path.
+
+    Raises
+    ------
+    InputError
+        When ``meta`` lacks a key or has a value of the wrong type.
+    """
+    path = Path(folder) / MODEL_FILE
+    meta = _check_rf_meta(json_safe(plain(dict(meta))), path)
+    text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
+    return io.atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def read_model_meta(folder: str | os.PathLike, kind: str | None = None) -> dict:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from svetlana_core.errors import InputError
+from svetlana_core.models.device import memory_format_for
 from svetlana_core.objects import object_table
 from svetlana_core.predict.crop import (
     _batches,
@@ -204,7 +205,7 @@ def predict_image(
     batch_size, chunk_objects = _batching(spec, target, batch_size, chunk_objects)
     # Channels-last in 2D, as load_model lays out the weights: oneDNN and cuDNN run it faster,
     # and batches already in that layout save the network a conversion per layer.
-    layout = torch.channels_last if spec.spatial_dims == 2 else torch.contiguous_format
+    layout = memory_format_for(spec.spatial_dims)
     module = _inference_module(model.module, target, layout)
     probabilities = np.empty((len(table), len(spec.classes)), dtype=np.float32)
     if len(table):

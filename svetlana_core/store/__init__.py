@@ -40,7 +40,7 @@ Storage choices, and why
   (:mod:`svetlana_core.store.runs`).
 * **Timestamps** are ISO-8601 UTC strings with microseconds (``2024-05-01T12:00:00.123456+00:00``);
   they sort as text, so tables keep them as strings.
-* **Schema versions** live in ``PRAGMA user_version``. :data:`_MIGRATIONS` lists the statements
+* **Schema versions** live in ``PRAGMA user_version``. :data:`svetlana_core.store.schema._MIGRATIONS` lists the statements
   that take the schema from version *i* to *i + 1*; opening a project applies the missing ones in
   one transaction. Later features append a migration; they never edit an old one.
 

@@ -419,8 +419,7 @@ class _Annotations:
         path = Path(path)
         table = self.labels()[["image", "label", "class"]]
         path.parent.mkdir(parents=True, exist_ok=True)
-        io.atomic_write(path, lambda handle: table.to_csv(
-            handle, index=False, lineterminator="\n", encoding="utf-8"))
+        io.write_csv(path, table)
         return len(table)
 
 

@@ -60,6 +60,7 @@ _EXPORTS = {
     'config_for_parent': 'svetlana_core.training.config',
     'dataset_from_files': 'svetlana_core.training.dataset',
     'dataset_from_folders': 'svetlana_core.training.dataset',
+    'dataset_from_training_set': 'svetlana_core.training.dataset',
     'evaluate': 'svetlana_core.training.loop',
     'set_seed': 'svetlana_core.training.run',
     'split_train_val': 'svetlana_core.training.split',

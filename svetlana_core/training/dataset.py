@@ -2,7 +2,7 @@
 
 Three doors, one room: :func:`build_samples` (arrays in memory), :func:`dataset_from_files`
 (image and mask files by image name with a labels table: a project, see
-``Project.training_files``) and :func:`dataset_from_folders` (folders and a labels CSV) all
+``Project.training_set()``) and :func:`dataset_from_folders` (folders and a labels CSV) all
 crop through :func:`_build`, which reads one image at a time and writes its patches into one
 array allocated once.
 """
@@ -323,7 +323,7 @@ def dataset_from_files(
     ----------
     files : mapping
         ``{image name: (image path or None for mask-only data, mask path)}``, as
-        :func:`svetlana_core.io.folder_files` and ``Project.training_files`` give it. Only the
+        :func:`svetlana_core.io.folder_files` and ``Project.training_set().files`` give it. Only the
         images that have labels are read, one at a time.
     labels : DataFrame
         Columns ``image`` (a key of ``files``, or its file stem), ``label``, ``class`` (other
@@ -359,6 +359,17 @@ def dataset_from_files(
         sources.append(_Source(str(name), _pair_loader(image_path, mask_path, image_axes),
                                _labels_frame(rows, f"image {name}")))
     return _build(sources, config, classes, group_by)
+
+
+def dataset_from_training_set(
+    inputs: Any, config: TrainConfig, group_by: Callable[[str], Any] | None = None
+) -> ObjectSet:
+    """The training set of a project: :func:`dataset_from_files` on what
+    ``Project.training_set()`` returns (its ``files``, ``labels``, ``classes`` in project
+    order and ``axes``). Taken as any object with those attributes, so training never imports
+    the store."""
+    return dataset_from_files(inputs.files, inputs.labels, config, inputs.classes, group_by,
+                              inputs.axes)
 
 
 def dataset_from_folders(
