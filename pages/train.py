@@ -8,6 +8,7 @@ import streamlit as st
 
 from svetlana_core import jobs
 from svetlana_core.errors import InputError
+from svetlana_core.models import read_model_meta
 from ui import runs, state, train_form
 from ui.layout import page_setup
 
@@ -80,7 +81,11 @@ if not all_runs.empty:
     live()
     record = project.run(run_id)
     if record["status"] in ("done", "stopped") and record.get("model_dir"):
-        meta = runs.model_meta(record["model_dir"])
+        try:
+            meta = read_model_meta(record["model_dir"])
+        except InputError as error:  # the folder was moved, deleted or edited since
+            st.error(str(error))
+            meta = {}
         metrics = meta.get("metrics") or {}
         st.subheader("Validation of the kept model")
         st.caption((record.get("summary") or {}).get("text", ""))

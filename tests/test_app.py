@@ -253,3 +253,11 @@ def test_gradcam_of_an_object_gone_from_a_changed_mask_is_one_error_line(demo_wi
     _no_exception(at, "predict with an object that left the mask")
     assert any(e.value.startswith(f"No Grad-CAM for object 5 of {row['name']} with model tiny")
                for e in at.error), [e.value for e in at.error]
+
+
+def test_a_done_run_whose_model_folder_was_deleted_names_it_on_the_train_page(demo):
+    run = demo.create_run("train", {"kind": "cnn", "config": {}})
+    gone = demo.models_dir / "deleted"
+    demo.update_run(run, status="done", model_dir=str(gone))
+    at = _page("demo", "pages/train.py", run=run)
+    assert any(str(gone) in e.value for e in at.error), [e.value for e in at.error]

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from svetlana_core.models import MODEL_FILE, read_model_meta
+from svetlana_core.models import MODEL_FILE
 from svetlana_core.store import Project
 
 FINAL = ("done", "failed", "stopped")
@@ -159,11 +159,6 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
                          xaxis_title="predicted", yaxis_title="true",
                          yaxis=dict(autorange="reversed"))
     return figure
-
-
-def model_meta(model_dir: str) -> dict:
-    """The model's checked ``model.json`` (classes, metrics, config…), CNN or random forest."""
-    return read_model_meta(model_dir)
 
 
 def _to_the_second(stamp) -> str:
