@@ -69,7 +69,7 @@ def main() -> None:
     core = [n for n, p in modules if p.parts[0] == "svetlana_core"]
     print(f"{len(files)} files; svetlana_core: {len(core)} modules, {sum(core)} lines, "
           f"median {sorted(core)[len(core) // 2]} lines")
-    print(f"largest modules (lines):")
+    print("largest modules (lines):")
     for n, p in modules[: args.top]:
         print(f"  {n:5d}  {p}")
     print(f"largest functions (lines of code, docstring excluded), of {len(functions)}:")

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see svetlana_core/predict.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see svetlana_core/__init__.py
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from svetlana_core import models  # noqa: E402
-from svetlana_core.predict.network import _inference_module
 
 OUT = ROOT / "bench" / "out" / "predict"
 NETS = {"original": {"depth": 2, "width": 16, "kernel": 3}, "default": {"depth": 3, "width": 32}}
@@ -152,9 +151,11 @@ def peak_rss_mb() -> float:
 def _no_fold() -> None:
     """Measure the 'before': run the module as loaded (no BatchNorm folding)."""
 
-    _inference_module = lambda module, device, layout: copy.deepcopy(module).to(
-        device, memory_format=layout
-    )
+    from svetlana_core.predict import image as predict_image_module
+
+    # predict_image calls the name bound in predict/image.py: patch it there
+    predict_image_module._inference_module = lambda module, device, layout: copy.deepcopy(
+        module).to(device, memory_format=layout)
 
 
 def case_image(args: argparse.Namespace) -> dict:
@@ -236,7 +237,9 @@ def case_fold(args: argparse.Namespace) -> dict:
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
     model = models.load_model(model_folder(args.net, patch_size))
     image, mask = np.load(image_path), np.load(mask_path)
-    folded = _inference_module
+    from svetlana_core.predict import image as predict_image_module
+
+    folded = predict_image_module._inference_module
 
     def unfolded(module, device, layout):
         return copy.deepcopy(module).to(device, memory_format=layout)
@@ -245,10 +248,10 @@ def case_fold(args: argparse.Namespace) -> dict:
     best = {"fold": [], "no_fold": []}
     for _ in range(args.rounds):
         for name, make in (("fold", folded), ("no_fold", unfolded)):
-            _inference_module = make
+            predict_image_module._inference_module = make
             result = predict.predict_image(model, image, mask, batch_size=args.batch)
             best[name].append(result.timings["forward"])
-    _inference_module = folded
+    predict_image_module._inference_module = folded
     n = int(mask.max())
     return {
         "case": "fold", "net": args.net, "size": args.size, "objects": n,

@@ -475,7 +475,7 @@ def test_the_scan_catches_unsafe_code(source, flagged):
     assert any(flagged in f for f in unsafe_uses(source, "x.py"))
     assert unsafe_uses("torch.load(p, weights_only=True)\nnp.load(p, allow_pickle=False)",
                        "x.py") == []
-    # io.py may name pickle.Unpickler, but not pickle.loads.
+    # io/cellpose.py may name pickle.Unpickler, but not pickle.loads.
     assert unsafe_uses("import pickle\nclass U(pickle.Unpickler): pass",
                        "svetlana_core/io/cellpose.py") == []
     assert unsafe_uses("import pickle\npickle.loads(b)", "svetlana_core/io/cellpose.py") == [

@@ -71,6 +71,7 @@ _EXPORTS = {
     'resolve_device': 'svetlana_core.models.device',
     'save_model': 'svetlana_core.models.folder',
     'validate_params': 'svetlana_core.models.registry',
+    'write_rf_meta': 'svetlana_core.models.folder',
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
