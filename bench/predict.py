@@ -5,7 +5,9 @@ Run from the repository root::
     python bench/predict.py                      # every case below, each in a fresh process
     python bench/predict.py image --size 8000 --objects 10000 --net original
     python bench/predict.py image --size 8000 --objects 10000 --net default --batch 256
-    python bench/predict.py image --size 8000 --objects 10000 --net original --no-fold
+    python bench/predict.py image --size 8000 --objects 10000 --net original --engine torch
+    python bench/predict.py image --size 8000 --objects 10000 --net original --no-fold \
+        --engine torch
     python bench/predict.py sweep --size 8000 --objects 10000 --net original   # batch sizes
     python bench/predict.py fold --net default --rounds 4     # BatchNorm folding on / off
     python bench/predict.py folder --workers 0   # 20 images of 2048 x 2048, locally
@@ -151,11 +153,18 @@ def peak_rss_mb() -> float:
 def _no_fold() -> None:
     """Measure the 'before': run the module as loaded (no BatchNorm folding)."""
 
-    from svetlana_core.predict import image as predict_image_module
+    from svetlana_core.predict import network as predict_image_module
 
-    # predict_image calls the name bound in predict/image.py: patch it there
+    # the torch runner calls the name bound in predict/network.py: patch it there
     predict_image_module._inference_module = lambda module, device, layout: copy.deepcopy(
         module).to(device, memory_format=layout)
+
+
+def _load(folder: Path, args: argparse.Namespace):
+    """The model as prediction loads it on a CPU (ONNX Runtime), or in torch."""
+    if args.engine == "torch":
+        return models.load_model(folder)
+    return models.load_predictor(folder, device="cpu", threads=args.threads)
 
 
 def case_image(args: argparse.Namespace) -> dict:
@@ -169,7 +178,7 @@ def case_image(args: argparse.Namespace) -> dict:
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
     folder = model_folder(args.net, patch_size)
     image, mask = np.load(image_path), np.load(mask_path)
-    model = models.load_model(folder)
+    model = _load(folder, args)
     predict.predict_image(model, image[:, :512, :512], mask[:512, :512], batch_size=args.batch)
     runs, peaks = [], []
     for _ in range(2):  # the first call on the whole image pays for fresh memory pages
@@ -183,8 +192,10 @@ def case_image(args: argparse.Namespace) -> dict:
     (wall, cpu, timings), (warm_wall, _, warm) = runs
     n = int(np.count_nonzero(np.bincount(mask.ravel())[1:]))
     return {
-        "case": "image", "size": args.size, "objects": n, "net": args.net,
-        "patch_size": list(patch_size), "batch": args.batch or predict.CPU_BATCH_SIZE,
+        "case": "image", "engine": args.engine, "size": args.size, "objects": n,
+        "net": args.net, "patch_size": list(patch_size),
+        "batch": args.batch or (predict.CPU_BATCH_SIZE if args.engine == "torch"
+                                else predict.ONNX_BATCH_SIZE),
         "chunk": args.chunk or "auto", "threads": args.threads, "fold": not args.no_fold,
         "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
         "forward_s": round(timings["forward"], 3),
@@ -208,7 +219,7 @@ def case_sweep(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
-    model = models.load_model(model_folder(args.net, patch_size))
+    model = _load(model_folder(args.net, patch_size), args)
     image, mask = np.load(image_path), np.load(mask_path)
     predict.predict_image(model, image[:, :512, :512], mask[:512, :512])
     best: dict[int, dict] = {}
@@ -237,7 +248,7 @@ def case_fold(args: argparse.Namespace) -> dict:
     image_path, mask_path, patch_size = scene_files(args.size, args.objects)
     model = models.load_model(model_folder(args.net, patch_size))
     image, mask = np.load(image_path), np.load(mask_path)
-    from svetlana_core.predict import image as predict_image_module
+    from svetlana_core.predict import network as predict_image_module
 
     folded = predict_image_module._inference_module
 
@@ -356,6 +367,8 @@ def main() -> None:
         p.add_argument("--chunk", type=int, default=None, help="default: predict's (auto)")
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--no-fold", action="store_true")
+        p.add_argument("--engine", choices=["onnx", "torch"], default="onnx",
+                       help="ONNX Runtime (what predict runs on a CPU) or torch (fold: torch)")
         p.add_argument("--workers", type=int, default=0)
         p.add_argument("--rounds", type=int, default=2)
         p.add_argument("--batches", type=int, nargs="+", default=[16, 32, 64, 128, 256])

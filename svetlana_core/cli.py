@@ -239,17 +239,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         result = predict_many(args.model, pairs, args.out, batch_size=args.batch_size,
                               device=args.device, force=args.force, progress=progress,
-                              client=client, scheduler=args.scheduler, axes=args.axes)
+                              client=client, scheduler=args.scheduler, axes=args.axes,
+                              confidence_map=args.confidence_map)
     finally:
         bar.close()
         if client is not None:
             client.close()
             cluster.close()
+    for note in result.notes:
+        if "model.onnx" in note:  # the path taken with this model: worth a line on stderr
+            print(f"note: {note}", file=sys.stderr)
     for name, message in result.failed.items():
         print(f"failed: {name}: {message}", file=sys.stderr)
     print(_json_line({"out_dir": str(args.out), "done": len(result.done),
-                      "skipped": len(result.skipped), "failed": len(result.failed)}))
+                      "skipped": len(result.skipped), "failed": len(result.failed),
+                      "engine": result.engine}))
     return EXIT_OK if not result.failed else EXIT_BAD_INPUT
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from svetlana_core.models.export import export_folder
+
+    path = export_folder(args.model)
+    print(_json_line({"model_dir": str(args.model), "onnx": str(path)}))
+    return EXIT_OK
 
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
@@ -367,7 +380,12 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", required=True, help="folder of images")
     p.add_argument("--masks", help="folder of masks (default: the images folder)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int,
+                   help="patches per forward pass (default 64 with ONNX Runtime on the CPU, "
+                        "256 on a GPU)")
+    p.add_argument("--confidence-map", action="store_true",
+                   help="also write confidence/<image>.tif, a float32 map of each object's "
+                        "confidence (the tables always hold it)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--dask-local", type=int, metavar="N",
                    help="start a local Dask cluster of N worker processes")
@@ -376,6 +394,11 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export-onnx",
+                       help="(re)write a model folder's model.onnx from its weights (needs torch)")
+    p.add_argument("model", help="model folder")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("gradcam", help="Grad-CAM heat map of one object, as a PNG")
     p.add_argument("--model", required=True, help="model folder")

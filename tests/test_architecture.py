@@ -24,8 +24,10 @@ FOUNDATION = {"errors", "values", "lazy"}
 #: Packages and modules that must import without torch, so the app's first paint and the
 #: CLI's ``--help`` stay fast (the lazy packages included: their torch loads on first use).
 TORCH_FREE = ["io", "plate", "objects", "stats", "patches", "store", "jobs", "demo", "cli",
-              "baseline", "models", "models.registry", "models.folder", "training",
-              "training.config", "training.split", "predict", "explain"]
+              "baseline", "models", "models.registry", "models.folder", "models.inference",
+              "training", "training.config", "training.split", "predict", "predict.backends",
+              "predict.image", "predict.task", "predict.many", "predict.cluster",
+              "predict.evaluate", "explain"]
 
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80

@@ -133,10 +133,20 @@ def test_train_evaluate_predict_gradcam_end_to_end(demo_folders, tmp_path):
     result = run_cli("predict", "--model", model, "--images", images, "--masks", masks,
                      "--out", out, "--quiet")
     assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["engine"] == "ONNX Runtime (CPU)"
     objects = pd.read_csv(out / "objects.csv")
     assert len(objects) == 144 and set(objects["well"]) == {"A01", "A02", "B01", "B02"}
     per_well = pd.read_csv(out / "counts_per_well.csv")
     assert per_well["n_objects"].sum() == 144
+    # The trained model predicts the same classes through torch (the GPU path).
+    from svetlana_core.io import pair_files
+    from svetlana_core.models import load_model
+    from svetlana_core.predict import predict_many
+
+    through_torch = predict_many(load_model(model), pair_files(images, masks), tmp_path / "torch")
+    assert through_torch.engine == "torch (cpu)"
+    assert through_torch.objects["class"].tolist() == objects["class"].tolist()
+    assert np.allclose(through_torch.objects["confidence"], objects["confidence"], atol=1e-4)
 
     heat = tmp_path / "heat.png"
     result = run_cli("gradcam", "--model", model, "--image", images / "demo_A01.png",

@@ -160,7 +160,7 @@ _PREDICT = textwrap.dedent("""
 
     model, images, masks, out = sys.argv[1:]
     result = predict_many(model, io.pair_files(images, masks), out, device="cpu",
-                          progress=progress)
+                          progress=progress, confidence_map=True)
     print("result", len(result.done), len(result.skipped), len(result.failed), flush=True)
 """)
 
@@ -206,13 +206,13 @@ def test_killed_batch_prediction_resumes_without_redoing_finished_images(plate, 
     stamps = {path: path.stat().st_mtime_ns
               for stem in finished for path in _outputs(out, stem).values()}
 
-    result = predict.predict_many(model_dir, pairs, out, device="cpu")
+    result = predict.predict_many(model_dir, pairs, out, device="cpu", confidence_map=True)
     assert result.skipped == names[:len(finished)]
     assert result.done == names[len(finished):] and result.failed == {}
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps  # not written again
 
     # Every output is complete and equals a fresh prediction; no stray file is left.
-    model = models.load_model(model_dir)
+    model = models.load_predictor(model_dir, device="cpu")
     for sub, suffix in (("class_maps", "tif"), ("confidence", "tif"), ("objects", "csv"),
                         ("done", "json")):
         assert sorted(p.name for p in (out / sub).iterdir()) == [f"{s}.{suffix}" for s in stems]

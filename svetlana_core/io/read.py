@@ -9,7 +9,6 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import tifffile
-from scipy import ndimage
 
 from svetlana_core.errors import InputError, byte_size
 from svetlana_core.io.axes import _KNOWN_TIFF_AXES, _to_canonical, guess_axes
@@ -214,7 +213,10 @@ def _validate_mask(array: np.ndarray, path: Path, relabel_binary: bool) -> np.nd
         raise InputError(f"mask {path} has no objects (all pixels are 0)")
     if _lowest_nonzero(array) != highest:
         return array
-    # One foreground value: a single object, or a binary mask of several regions.
+    # One foreground value: a single object, or a binary mask of several regions. scipy loads
+    # here only: importing it costs every reader 0.2 s, and most masks hold many labels.
+    from scipy import ndimage
+
     regions, count = ndimage.label(array != 0)
     if count == 1:
         return array
@@ -244,9 +246,17 @@ def _lowest_nonzero(array: np.ndarray) -> int:
     Seen as unsigned, ``array - 1`` wraps 0 to the largest value, so its minimum plus one is the
     smallest nonzero label. On a dense 8000 x 8000 uint16 mask this takes ~22 ms against ~310 ms
     for ``array[array > 0].min()``.
+
+    >>> _lowest_nonzero(np.array([[0, 7], [3, 0]], np.int16))
+    3
     """
-    unsigned = array.view(array.dtype.str.replace("i", "u"))
-    return int(np.subtract(unsigned, 1, dtype=unsigned.dtype).min()) + 1
+    unsigned = array.view(array.dtype.str.replace("i", "u")).reshape(-1)
+    # A block at a time: one full-size temporary (256 MB for an 8000 x 8000 uint32 mask) costs
+    # fresh pages, 0.5-1.8 s here, against 0.04 s for blocks of 1 M pixels that stay reused.
+    step = 1 << 20
+    lowest = min(int(np.subtract(unsigned[start:start + step], 1, dtype=unsigned.dtype).min())
+                 for start in range(0, unsigned.size, step))
+    return lowest + 1
 
 
 def _check_file(path: Path, what: str) -> None:

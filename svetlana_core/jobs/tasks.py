@@ -162,8 +162,9 @@ def _prediction_outcome(result: Any, state: dict[str, Any]) -> dict[str, Any]:
     summary = {
         **state, "done": list(result.done), "skipped": list(result.skipped), "failed": failed,
         "outputs": {k: os.fspath(v) for k, v in result.outputs.items()}, "notes": result.notes,
+        "engine": result.engine,
         "text": f"{len(result.done)} image(s) predicted, {len(result.skipped)} up to date, "
-                f"{len(failed)} failed",
+                f"{len(failed)} failed ({result.engine})",
     }
     everything_failed = failed and not result.done and not result.skipped
     return {"status": "failed" if everything_failed else "done", "model_dir": None,

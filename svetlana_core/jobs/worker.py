@@ -173,8 +173,8 @@ def _run(project: Project, run_id: int, flag: _CancelFlag) -> None:
 def _job_device(spec: dict[str, Any]) -> str:
     """The device a run's task will use, resolved (``"cpu"``, ``"cuda:0"``, ...)."""
     kind = spec.get("kind", "cnn")
-    if kind == "predict":
-        return str(models.resolve_device(spec.get("device", "auto")))
+    if kind == "predict":  # ONNX Runtime on the CPU: no torch imported to say so
+        return models.prediction_device(spec.get("device", "auto"))
     if kind == "cnn":
         from svetlana_core import training
 

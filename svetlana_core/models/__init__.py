@@ -28,10 +28,12 @@ Architectures (see :data:`ARCHITECTURES`, :func:`architecture_params`):
     ``.safetensors``) of the same torchvision model; see :func:`load_pretrained`.
 
 Model folders (:mod:`svetlana_core.models.folder`) are read and written here only:
-:func:`save_model` / :func:`load_model` for a CNN (``model.json`` + ``weights.safetensors``,
-nothing pickled), :func:`read_model_meta` and :func:`model_kind` for any model folder, the
-random forest's included, without torch. The registry (:data:`ARCHITECTURES`) and the device
-names (:data:`DEVICES`) need no torch either.
+:func:`save_model` / :func:`load_model` for a CNN (``model.json`` + ``weights.safetensors`` +
+``model.onnx``, nothing pickled), :func:`read_model_meta` and :func:`model_kind` for any model
+folder, the random forest's included, without torch. :func:`load_predictor`
+(:mod:`~svetlana_core.models.inference`) loads a CNN for prediction: its ONNX graph in ONNX
+Runtime on a CPU, without torch; :mod:`~svetlana_core.models.export` writes that graph. The
+registry (:data:`ARCHITECTURES`) and the device names (:data:`DEVICES`) need no torch either.
 """
 
 from svetlana_core.lazy import attach
@@ -42,6 +44,8 @@ _EXPORTS = {
     'DEVICES': 'svetlana_core.models.device',
     'FORMAT_VERSION': 'svetlana_core.models.folder',
     'LoadedModel': 'svetlana_core.models.folder',
+    'ONNX_FILE': 'svetlana_core.models.inference',
+    'OnnxModel': 'svetlana_core.models.inference',
     'MAX_PATCH_SIZE': 'svetlana_core.models.folder',
     'MIN_TORCHVISION_PATCH': 'svetlana_core.models.registry',
     'MODEL_FILE': 'svetlana_core.models.folder',
@@ -57,15 +61,20 @@ _EXPORTS = {
     'build_model': 'svetlana_core.models.build',
     'check_patch_size': 'svetlana_core.models.registry',
     'count_parameters': 'svetlana_core.models.build',
+    'cuda_present': 'svetlana_core.models.inference',
     'cpu_threads': 'svetlana_core.models.device',
     'describe_device': 'svetlana_core.models.device',
     'feature_layer': 'svetlana_core.models.build',
     'library_versions': 'svetlana_core.models.folder',
     'load_model': 'svetlana_core.models.folder',
+    'load_onnx': 'svetlana_core.models.inference',
+    'load_predictor': 'svetlana_core.models.inference',
+    'export_folder': 'svetlana_core.models.export',
     'load_pretrained': 'svetlana_core.models.torchvision_nets',
     'memory_format_for': 'svetlana_core.models.device',
     'min_patch_size': 'svetlana_core.models.registry',
     'model_kind': 'svetlana_core.models.folder',
+    'prediction_device': 'svetlana_core.models.inference',
     'read_model_meta': 'svetlana_core.models.folder',
     'read_weights': 'svetlana_core.models.folder',
     'resolve_device': 'svetlana_core.models.device',

@@ -34,7 +34,9 @@ class TorchvisionClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, n_classes)`` of a batch ``(N, C, rows, columns)``."""
-        rows, columns = x.shape[-2:]
+        # Plain ints: the ONNX export traces one patch size, and a traced shape would make
+        # the resized size a graph input that AlexNet's adaptive pooling cannot take.
+        rows, columns = int(x.shape[-2]), int(x.shape[-1])
         if min(rows, columns) < self.min_input:
             size = (max(rows, self.min_input), max(columns, self.min_input))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -46,8 +46,9 @@ from svetlana_core.lazy import attach
 _EXPORTS = {
     'CHUNK_BYTES': 'svetlana_core.predict.image',
     'COMBINED_FILES': 'svetlana_core.predict.outputs',
-    'CPU_BATCH_SIZE': 'svetlana_core.predict.image',
-    'GPU_BATCH_SIZE': 'svetlana_core.predict.image',
+    'CPU_BATCH_SIZE': 'svetlana_core.predict.backends',
+    'GPU_BATCH_SIZE': 'svetlana_core.predict.backends',
+    'ONNX_BATCH_SIZE': 'svetlana_core.predict.backends',
     'ManyResult': 'svetlana_core.predict.many',
     'Prediction': 'svetlana_core.predict.image',
     'XLSX_MAX_OBJECTS': 'svetlana_core.predict.outputs',
@@ -57,7 +58,7 @@ _EXPORTS = {
     'object_patches': 'svetlana_core.predict.crop',
     'predict_image': 'svetlana_core.predict.image',
     'predict_many': 'svetlana_core.predict.many',
-    'predict_patches': 'svetlana_core.predict.network',
+    'predict_patches': 'svetlana_core.predict.backends',
     'prediction_columns': 'svetlana_core.predict.image',
 }
 

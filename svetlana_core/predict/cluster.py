@@ -17,14 +17,15 @@ from svetlana_core.predict.task import _failed, _Outcome, _run_task, _Settings, 
 
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
+    from svetlana_core.models.inference import OnnxModel
 
 # Worker-side cache: a Dask worker loads each model once, keyed by folder, file times and device.
-_MODEL_CACHE: dict[tuple, LoadedModel] = {}
+_MODEL_CACHE: dict[tuple, OnnxModel | LoadedModel] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
 
 
-def _cached_model(folder: str, device: str) -> LoadedModel:
-    from svetlana_core.models import load_model
+def _cached_model(folder: str, device: str) -> OnnxModel | LoadedModel:
+    from svetlana_core.models.inference import load_predictor
 
     path = Path(folder).resolve()
     stamps = tuple(
@@ -35,8 +36,19 @@ def _cached_model(folder: str, device: str) -> LoadedModel:
         if key not in _MODEL_CACHE:
             for old in [k for k in _MODEL_CACHE if k[0] == key[0]]:
                 del _MODEL_CACHE[old]
-            _MODEL_CACHE[key] = load_model(path, device=device)
+            _MODEL_CACHE[key] = load_predictor(path, device=device, threads=_worker_threads())
         return _MODEL_CACHE[key]
+
+
+def _worker_threads() -> int | None:
+    """The Dask worker's own thread count, for ONNX Runtime: each worker process of a
+    cluster gets its share of the cores instead of all of them (None outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
 def _run_on_worker(model_dir: str, device: str, task: _Task, settings: _Settings) -> _Outcome:

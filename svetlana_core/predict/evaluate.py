@@ -56,9 +56,9 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
         model = baseline.load_baseline(model_dir)
         classes = list(model.classes)
     else:
-        from svetlana_core.models import load_model, resolve_device
+        from svetlana_core.models.inference import load_predictor
 
-        model = load_model(model_dir, device=resolve_device(device))
+        model = load_predictor(model_dir, device=device)
         classes = list(model.classes)
     foreign = sorted(set(labels["class"]) - set(classes))
     if foreign:
@@ -79,7 +79,7 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
             predicted += model.predict(features)
         else:
             from svetlana_core.predict.crop import object_patches
-            from svetlana_core.predict.network import predict_patches
+            from svetlana_core.predict.backends import predict_patches
 
             probabilities = predict_patches(model, object_patches(model, image, mask, wanted))
             predicted += [classes[k] for k in probabilities.argmax(axis=1)]

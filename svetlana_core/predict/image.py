@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from svetlana_core.errors import InputError
-from svetlana_core.models.device import memory_format_for
 from svetlana_core.objects import object_table
+from svetlana_core.predict.backends import _freed_memory_kept, runner_for
 from svetlana_core.predict.crop import (
     _batches,
     _check_inputs,
@@ -22,18 +21,13 @@ from svetlana_core.predict.crop import (
     _PatchSpec,
     _spec,
 )
-from svetlana_core.predict.network import (
-    _device_of,
-    _freed_memory_kept,
-    _inference_module,
-)
 
 if TYPE_CHECKING:
-    from svetlana_core.models import LoadedModel
+    import torch
 
-#: Default batch sizes of :func:`predict_image` (see its docstring).
-CPU_BATCH_SIZE = 16
-GPU_BATCH_SIZE = 256
+    from svetlana_core.models import LoadedModel
+    from svetlana_core.models.inference import OnnxModel
+
 #: Default size of a chunk of patches (see :func:`predict_image`).
 CHUNK_BYTES = 16 << 20
 
@@ -137,7 +131,7 @@ def _uncertainty(probabilities: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def predict_image(
-    model: LoadedModel,
+    model: OnnxModel | LoadedModel,
     image: np.ndarray | None,
     mask: np.ndarray,
     batch_size: int | None = None,
@@ -149,8 +143,9 @@ def predict_image(
 
     Parameters
     ----------
-    model : LoadedModel
-        From :func:`svetlana_core.models.load_model` (its ``module`` in eval mode).
+    model : OnnxModel or LoadedModel
+        From :func:`svetlana_core.models.load_predictor` (ONNX Runtime on the CPU, no torch)
+        or :func:`svetlana_core.models.load_model` (torch, its ``module`` in eval mode).
     image : ndarray, shape (C, rows, columns) or (C, planes, rows, columns), or None
         Channel-first image, any integer or float dtype, with the model's number of channels;
         None for a mask-only model. Not modified.
@@ -158,10 +153,11 @@ def predict_image(
         Label mask, 0 = background; labels need not be contiguous. Not modified; the returned
         prediction keeps a reference to it for :attr:`Prediction.confidence_map`.
     batch_size : int, optional
-        Patches per forward pass. Default :data:`CPU_BATCH_SIZE` (16) on a CPU, where a batch
-        whose activation maps stay in the caches runs faster than a big one (the default CNN
-        on 64 × 64 patches: 0.45-0.53 ms a patch with 16, 0.45-1.08 with 32, 1.34-1.41 with
-        256; bench/RESULTS.md "## prediction"), :data:`GPU_BATCH_SIZE` (256) on a GPU.
+        Patches per forward pass (defaults in :mod:`~svetlana_core.predict.backends`): 64 with
+        ONNX Runtime; with torch 16 on a CPU, where a batch whose activation maps stay in the
+        caches runs faster than a big one (the default CNN on 64 × 64 patches: 0.45-0.53 ms a
+        patch with 16, 0.45-1.08 with 32, 1.34-1.41 with 256; bench/RESULTS.md
+        "## prediction"), 256 on a GPU.
     chunk_objects : int, optional
         Objects whose patches are cut at a time. Default: as many as fill
         :data:`CHUNK_BYTES` (16 MiB) of patches, rounded down to whole batches (512 for
@@ -170,9 +166,9 @@ def predict_image(
         objects). Memory holds one chunk and one batch of patches. The result does not depend
         on it.
     device : str or torch.device, optional
-        Where to run the network; default the model's device. The network runs as a copy
-        (BatchNorm folded into the convolutions, see :func:`_inference_module`) on that
-        device; the model itself is neither changed nor moved.
+        A torch model: where to run the network, default the model's device; it runs as a
+        copy (BatchNorm folded into the convolutions) on that device, the model itself is
+        neither changed nor moved. An ONNX model runs on the CPU only (None or "cpu").
     table : pandas.DataFrame, optional
         :func:`~svetlana_core.objects.object_table` of ``mask``, when the caller has it.
 
@@ -201,19 +197,16 @@ def predict_image(
     table = _sorted_table(mask, table)
     timings["objects"] = time.perf_counter() - tic
 
-    target = _device_of(model.module) if device is None else torch.device(device)
-    batch_size, chunk_objects = _batching(spec, target, batch_size, chunk_objects)
-    # Channels-last in 2D, as load_model lays out the weights: oneDNN and cuDNN run it faster,
-    # and batches already in that layout save the network a conversion per layer.
-    layout = memory_format_for(spec.spatial_dims)
-    module = _inference_module(model.module, target, layout)
+    runner = runner_for(model, device)
+    batch_size, chunk_objects = _batching(spec, runner, batch_size, chunk_objects)
     probabilities = np.empty((len(table), len(spec.classes)), dtype=np.float32)
     if len(table):
         mark = time.perf_counter()
         cropper = _Cropper(spec, image, mask, table)
         timings["normalise"] = time.perf_counter() - mark
         batches = _batches(cropper, len(table), batch_size, chunk_objects)
-        _forward(module, batches, probabilities, target, layout, chunk_objects, timings)
+        with _freed_memory_kept():
+            runner.forward(batches, probabilities, chunk_objects, timings)
 
     mark = time.perf_counter()
     objects, index = _objects(spec.classes, table, probabilities)
@@ -245,57 +238,15 @@ def _sorted_table(mask: np.ndarray, table: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _batching(
-    spec: _PatchSpec, target: torch.device, batch_size: int | None, chunk_objects: int | None
+    spec: _PatchSpec, runner: Any, batch_size: int | None, chunk_objects: int | None
 ) -> tuple[int, int]:
     """The batch size and chunk size :func:`predict_image` uses when they are not given."""
     if batch_size is None:
-        batch_size = GPU_BATCH_SIZE if target.type != "cpu" else CPU_BATCH_SIZE
+        batch_size = runner.batch_size
     if chunk_objects is None:
         patch_bytes = 4 * (spec.image_channels + 1) * int(np.prod(spec.size))
         chunk_objects = max(1, CHUNK_BYTES // patch_bytes // batch_size) * batch_size
     return batch_size, chunk_objects
-
-
-def _forward(
-    module: torch.nn.Module,
-    batches: Iterable[tuple[slice, np.ndarray, float]],
-    probabilities: np.ndarray,
-    target: torch.device,
-    layout: torch.memory_format,
-    chunk_objects: int,
-    timings: dict[str, float],
-) -> None:
-    """Run the network on every batch and write the softmax into ``probabilities`` (N, K).
-
-    Adds the seconds spent to ``timings`` (``crop``, ``forward``, ``collect``). On a GPU the
-    batches go through pinned memory and the results come back once per chunk, so the device
-    keeps working meanwhile; on a CPU each batch is collected at once.
-    """
-    cuda = target.type == "cuda"
-    waiting: list[tuple[slice, torch.Tensor]] = []
-
-    def collect() -> None:
-        mark = time.perf_counter()
-        for rows, p in waiting:
-            probabilities[rows] = p.cpu().numpy()
-        waiting.clear()
-        timings["collect"] += time.perf_counter() - mark
-
-    with torch.inference_mode(), _freed_memory_kept():
-        for rows, batch, crop_time in batches:
-            timings["crop"] += crop_time
-            x = torch.from_numpy(batch).contiguous(memory_format=layout)
-            if cuda:
-                x = x.pin_memory().to(target, non_blocking=True)
-            mark = time.perf_counter()
-            logits = module(x)
-            timings["forward"] += time.perf_counter() - mark
-            mark = time.perf_counter()
-            waiting.append((rows, torch.softmax(logits.float(), dim=1)))
-            timings["collect"] += time.perf_counter() - mark
-            if not cuda or sum(len(p) for _, p in waiting) >= chunk_objects:
-                collect()
-        collect()
 
 
 def _objects(

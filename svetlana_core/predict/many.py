@@ -23,10 +23,11 @@ from svetlana_core.predict.cluster import _run_on_cluster
 from svetlana_core.predict.crop import _spec
 from svetlana_core.predict.outputs import _write_combined
 from svetlana_core.predict.resume import _FOLDERS, _up_to_date, model_fingerprint
-from svetlana_core.predict.task import _run_task, _Settings, _Task, _tasks
+from svetlana_core.predict.task import _run_pipelined, _Settings, _Task, _tasks
 
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
+    from svetlana_core.models.inference import OnnxModel
 
 
 @dataclass
@@ -49,6 +50,8 @@ class ManyResult:
         ``counts_per_well`` (only when some image names hold a well), ``xlsx``.
     notes : list of str
         Things worth telling the user (e.g. a sheet left out of the workbook).
+    engine : str
+        What ran the network here: ``"ONNX Runtime (CPU)"`` or ``"torch (<device>)"``.
     """
 
     out_dir: Path
@@ -58,6 +61,7 @@ class ManyResult:
     objects: pd.DataFrame = field(default_factory=pd.DataFrame)
     outputs: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    engine: str = ""
 
 
 def predict_many(
@@ -73,15 +77,17 @@ def predict_many(
     scheduler: str | None = None,
     axes: str | None = None,
     relabel_binary: bool = False,
+    confidence_map: bool = False,
 ) -> ManyResult:
     """Predict every object of many images and write per-image and combined outputs.
 
     Parameters
     ----------
-    model_dir : path or LoadedModel
-        A model folder (``model.json`` + ``weights.safetensors``) or a loaded model (used on
-        its own device; ``device`` is then ignored locally). A Dask run needs a folder (each
-        worker loads it once): a loaded model must have its ``folder``.
+    model_dir : path, OnnxModel or LoadedModel
+        A model folder, loaded with :func:`~svetlana_core.models.load_predictor` (ONNX
+        Runtime on the CPU, torch on a GPU), or a loaded model (used as it is; ``device`` is
+        then ignored locally). A Dask run needs a folder (each worker loads it once): a loaded
+        model must have its ``folder``.
     pairs : folder, or iterable of io.Pair or (image_path, mask_path)
         A folder is paired with :func:`svetlana_core.io.pair_files`. ``image_path`` may be
         None for a mask-only model. Outputs are named after ``Pair.stem`` (or the image's
@@ -92,7 +98,8 @@ def predict_many(
     batch_size, chunk_objects : int
         As :func:`predict_image`.
     device : str, default "auto"
-        "auto" (CUDA, then MPS, then CPU, on each worker), "cpu", "cuda", "cuda:1", ...
+        "auto" (CUDA with torch when there is a GPU, else ONNX Runtime on the CPU, on each
+        worker), "cpu", "cuda", "cuda:1", "mps".
     force : bool, default False
         Redo images whose outputs are up to date.
     progress : callable, optional
@@ -108,6 +115,9 @@ def predict_many(
         Axes of the image files, when :func:`svetlana_core.io.read_image` cannot tell.
     relabel_binary : bool, default False
         Label the connected components of binary masks (:func:`svetlana_core.io.read_mask`).
+    confidence_map : bool, default False
+        Also write ``confidence/<stem>.tif``, the float32 map of each object's confidence
+        (the per-object tables always hold it).
 
     Returns
     -------
@@ -123,23 +133,25 @@ def predict_many(
     if client is not None and scheduler is not None:
         raise InputError("give either client or scheduler, not both")
     distributed = client is not None or scheduler is not None
-    model, folder = _model_of(model_dir, device, distributed)
+    notes: list[str] = []
+    model, folder = _model_of(model_dir, device, distributed, notes)
     classes = _spec(model).classes  # a model.json without them is refused before any work
     settings = _Settings(model_fingerprint(model), batch_size, chunk_objects, axes,
                          relabel_binary)
     out = Path(out_dir)
     for sub in _FOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    tasks = _tasks(pairs, out)
+    tasks = _tasks(pairs, out, confidence_map)
     tables, todo = _up_to_date(tasks, settings.fingerprint, force)
-    result = ManyResult(out_dir=out, skipped=[task.name for task in tasks if task.name in tables])
+    result = ManyResult(out_dir=out, skipped=[task.name for task in tasks if task.name in tables],
+                        notes=notes, engine=_engine(model))
     for finished, name in enumerate(result.skipped, start=1):
         if progress is not None:
             progress(finished, len(tasks), name)
     if distributed:
         outcomes = _run_on_cluster(client, scheduler, folder, device, todo, settings)
     else:
-        outcomes = (_run_task(model, task, settings) for task in todo)
+        outcomes = _run_pipelined(model, todo, settings)
     with closing(outcomes):  # a progress callback that raises (a cancel) ends the run at once
         for finished, outcome in enumerate(outcomes, start=len(result.skipped) + 1):
             if outcome.done:
@@ -157,21 +169,30 @@ def predict_many(
 
 
 def _model_of(
-    model_dir: str | os.PathLike | LoadedModel, device: str, distributed: bool
-) -> tuple[LoadedModel, Path | None]:
-    """The model and its folder: loaded here (on the CPU for a Dask run, which only needs its
-    fingerprint and classes), or as given; a Dask run needs the folder, for the workers."""
-    if not hasattr(model_dir, "module"):
-        from svetlana_core.models import load_model
+    model_dir: str | os.PathLike | OnnxModel | LoadedModel, device: str, distributed: bool,
+    notes: list[str],
+) -> tuple[OnnxModel | LoadedModel, Path | None]:
+    """The model and its folder: loaded here (:func:`~svetlana_core.models.load_predictor`;
+    on the CPU for a Dask run, which only needs its fingerprint and classes), or as given; a
+    Dask run needs the folder, for the workers."""
+    if not hasattr(model_dir, "meta"):
+        from svetlana_core.models.inference import load_predictor
 
         folder = Path(model_dir)
-        return load_model(folder, device="cpu" if distributed else device), folder
+        return load_predictor(folder, "cpu" if distributed else device, note=notes.append), \
+            folder
     folder = getattr(model_dir, "folder", None)
     if distributed and folder is None:
         raise InputError(
             "a Dask run needs the model folder (workers load it); this loaded model has none"
         )
     return model_dir, folder
+
+
+def _engine(model: OnnxModel | LoadedModel) -> str:
+    if hasattr(model, "module"):
+        return f"torch ({model.device})"
+    return "ONNX Runtime (CPU)"
 
 
 def _sort_by_input(result: ManyResult, tasks: list[_Task]) -> None:

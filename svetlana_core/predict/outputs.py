@@ -39,7 +39,8 @@ def _with_image(objects: pd.DataFrame, name: str, well: str | None) -> pd.DataFr
 def _write_image_outputs(
     paths: dict[str, Path], task: _Task, prediction: Prediction
 ) -> pd.DataFrame:
-    """Write the class map, confidence map and object table of one image; return the table.
+    """Write the class map, the confidence map (when ``paths`` has one) and the object table
+    of one image; return the table.
 
     The TIFF descriptions name the classes and what the values mean, so a map opened alone
     (Fiji, napari) says how to read it.
@@ -53,11 +54,12 @@ def _write_image_outputs(
         "axes": "YX" if prediction.class_map.ndim == 2 else "ZYX",
     }
     io.write_tiff(paths["class_map"], prediction.class_map, description)
-    io.write_tiff(
-        paths["confidence"],
-        prediction.confidence_map,
-        {**description, "value": "confidence (top probability), 0 on background"},
-    )
+    if "confidence" in paths:  # 256 MB of float32 for 8000 x 8000 pixels: only when asked
+        io.write_tiff(
+            paths["confidence"],
+            prediction.confidence_map,
+            {**description, "value": "confidence (top probability), 0 on background"},
+        )
     io.write_csv(paths["objects"], objects)
     return objects
 

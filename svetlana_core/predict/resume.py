@@ -3,7 +3,8 @@
 files a killed run leaves behind.
 
 An image counts as done when its marker names the same model (:func:`model_fingerprint`) and
-the same input files (size and modification time), and its three outputs exist. The marker is
+the same input files (size and modification time), and its outputs exist (the confidence map
+among them when the run asks for it). The marker is
 removed before the outputs are rewritten and written last, so a run killed in between leaves
 the image to be predicted again.
 """
@@ -19,43 +20,64 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from svetlana_core import io
+from svetlana_core.errors import InputError
 
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
+    from svetlana_core.models.inference import OnnxModel
     from svetlana_core.predict.task import _Task
 
 #: The sub-folders of ``out_dir`` that hold one file per image.
 _FOLDERS = ("class_maps", "confidence", "objects", "done")
 
 
-def model_fingerprint(model: LoadedModel | str | os.PathLike) -> str:
-    """SHA-256 of a model's description and weights (hex), the same for a folder and its load.
+def model_fingerprint(model: OnnxModel | LoadedModel | str | os.PathLike) -> str:
+    """SHA-256 of a model's description and weights (hex), the same for a folder and its load,
+    whichever way it was loaded.
 
-    Hashes the canonical JSON of ``model.meta`` and every tensor of the state dict (sorted by
-    name), so retraining, editing the classes or swapping the weights file changes it.
+    Hashes the canonical JSON of ``model.json`` (less its ``"onnx"`` record, which only
+    describes a file derived from the weights) and every weight tensor (sorted by name), so
+    retraining, editing the classes or swapping the weights file changes it. A folder and an
+    ONNX model are hashed from the folder's files, without torch.
     """
-    if not hasattr(model, "module"):
-        from svetlana_core.models import load_model
+    if hasattr(model, "module"):  # a torch model: its weights as they are in memory
+        meta = model.meta
+        arrays = {name: tensor.detach().cpu().contiguous().numpy()
+                  for name, tensor in model.module.state_dict().items()}
+    else:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
 
-        model = load_model(model, device="cpu")
+        from svetlana_core.models.folder import WEIGHTS_FILE, read_model_meta
+
+        folder = Path(model.folder if hasattr(model, "folder") else model)
+        meta = model.meta if hasattr(model, "meta") else read_model_meta(folder, kind="cnn")
+        try:
+            arrays = load_file(str(folder / WEIGHTS_FILE))
+        except (OSError, ValueError, SafetensorError) as error:
+            raise InputError(f"{folder / WEIGHTS_FILE} cannot be read: {error}") from None
     digest = hashlib.sha256()
-    digest.update(json.dumps(model.meta, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.module.state_dict().items()):
+    described = {key: value for key, value in meta.items() if key != "onnx"}
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    for name, array in sorted(arrays.items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
 
-def _outputs(out_dir: Path, stem: str) -> dict[str, Path]:
-    """The three files :func:`~svetlana_core.predict.predict_many` writes for one image."""
-    return {
-        "class_map": out_dir / "class_maps" / f"{stem}.tif",
-        "confidence": out_dir / "confidence" / f"{stem}.tif",
-        "objects": out_dir / "objects" / f"{stem}.csv",
-    }
+def _outputs(out_dir: Path, stem: str, confidence: bool = True) -> dict[str, Path]:
+    """The files :func:`~svetlana_core.predict.predict_many` writes for one image (the
+    confidence map only when asked for)."""
+    paths = {"class_map": out_dir / "class_maps" / f"{stem}.tif",
+             "confidence": out_dir / "confidence" / f"{stem}.tif",
+             "objects": out_dir / "objects" / f"{stem}.csv"}
+    if not confidence:
+        del paths["confidence"]
+    return paths
 
 
 def _marker_path(out_dir: Path, stem: str) -> Path:
@@ -80,8 +102,11 @@ def _start_outputs(task: _Task) -> dict[str, Path]:
     out_dir = Path(task.out_dir)
     marker = _marker_path(out_dir, task.stem)
     marker.unlink(missing_ok=True)  # not done until rewritten
-    paths = _outputs(out_dir, task.stem)
-    _remove_stale_temporaries([marker, *paths.values()])
+    paths = _outputs(out_dir, task.stem, task.confidence)
+    every = _outputs(out_dir, task.stem)
+    if not task.confidence:  # an older run's map would not match the new classes
+        every["confidence"].unlink(missing_ok=True)
+    _remove_stale_temporaries([marker, *every.values()])
     return paths
 
 
@@ -114,7 +139,8 @@ def _write_marker(task: _Task, fingerprint: str, n_objects: int) -> None:
 def _is_done(task: _Task, fingerprint: str) -> bool:
     out_dir = Path(task.out_dir)
     marker = _marker_path(out_dir, task.stem)
-    if not marker.is_file() or not all(p.is_file() for p in _outputs(out_dir, task.stem).values()):
+    outputs = _outputs(out_dir, task.stem, task.confidence)
+    if not marker.is_file() or not all(p.is_file() for p in outputs.values()):
         return False
     try:
         record = json.loads(marker.read_text())

@@ -8,8 +8,9 @@ carries only the small per-object table, never the image or the maps.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +18,13 @@ import pandas as pd
 
 from svetlana_core import io, plate
 from svetlana_core.errors import InputError
-from svetlana_core.predict.image import predict_image
+from svetlana_core.predict.image import Prediction, predict_image
 from svetlana_core.predict.outputs import _write_image_outputs
 from svetlana_core.predict.resume import _start_outputs, _write_marker
 
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
+    from svetlana_core.models.inference import OnnxModel
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class _Task:
     name: str
     well: str | None
     out_dir: str
+    confidence: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,29 +69,96 @@ def _failed(name: str, error: Exception) -> _Outcome:
     return _Outcome(name, message=f"{type(error).__name__}: {error}")
 
 
-def _run_task(model: LoadedModel, task: _Task, settings: _Settings) -> _Outcome:
+def _run_task(model: OnnxModel | LoadedModel, task: _Task, settings: _Settings) -> _Outcome:
     """Predict one image file and write its outputs; never raises (failures are returned)."""
+    loaded = _read(task, settings)
+    if isinstance(loaded, _Outcome):
+        return loaded
+    return _write(task, settings, _predict(model, task, loaded, settings))
+
+
+def _guarded(name: str, step: Callable[[], Any]) -> Any:
+    """``step()``, or the failed outcome of image ``name`` when it raises."""
     try:
-        paths = _start_outputs(task)
-        image, mask = io.load_pair(
-            task.image, task.mask, axes=settings.axes, relabel_binary=settings.relabel_binary
-        )
-        prediction = predict_image(
-            model, image, mask,
-            batch_size=settings.batch_size, chunk_objects=settings.chunk_objects,
-        )
-        del image  # the maps are written without the image held
-        objects = _write_image_outputs(paths, task, prediction)
+        return step()
+    except InputError as error:  # says what is wrong with which file
+        return _Outcome(name, message=str(error))
+    except Exception as error:  # one broken image must not stop a plate; the message says what
+        return _failed(name, error)
+
+
+def _read(task: _Task, settings: _Settings) -> Any:
+    """The task's (image, mask), or its failed outcome."""
+    return _guarded(task.name, lambda: io.load_pair(
+        task.image, task.mask, axes=settings.axes, relabel_binary=settings.relabel_binary))
+
+
+def _predict(model: OnnxModel | LoadedModel, task: _Task, loaded: Any,
+             settings: _Settings) -> Any:
+    """The prediction of a read task (the image is not kept), or its failed outcome."""
+    if isinstance(loaded, _Outcome):
+        return loaded
+    image, mask = loaded
+
+    def run() -> Prediction:
+        prediction = predict_image(model, image, mask, batch_size=settings.batch_size,
+                                   chunk_objects=settings.chunk_objects)
+        # The mask is kept only to paint a confidence map: without one it can go now.
+        return prediction if task.confidence else replace(prediction, mask=None)
+
+    return _guarded(task.name, run)
+
+
+def _write(task: _Task, settings: _Settings, prediction: Any) -> _Outcome:
+    """Write a predicted task's outputs, then its marker; its outcome."""
+    if isinstance(prediction, _Outcome):
+        return prediction
+
+    def write() -> _Outcome:
+        objects = _write_image_outputs(_start_outputs(task), task, prediction)
         _write_marker(task, settings.fingerprint, len(objects))
         return _Outcome(task.name, objects=objects)
-    except InputError as error:  # says what is wrong with which file
-        return _Outcome(task.name, message=str(error))
-    except Exception as error:  # one broken image must not stop a plate; the message says what
-        return _failed(task.name, error)
+
+    return _guarded(task.name, write)
 
 
-def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path) -> list[_Task]:
-    """One task per image/mask pair (a folder is paired first), names checked to be unique.
+def _run_pipelined(model: OnnxModel | LoadedModel, tasks: list[_Task],
+                   settings: _Settings) -> Iterator[_Outcome]:
+    """:func:`_run_task` over ``tasks``, in order, with both cores busy: while one image is
+    predicted the next is read and the previous one's outputs are written, each in a thread
+    of its own (file reading, decompression and ONNX Runtime release the GIL).
+
+    Memory holds at most the image being predicted, the next one read ahead and the maps of
+    the previous one being written. Closing the generator (a cancel) cancels the read ahead
+    and waits for the write under way, so no output is left half written.
+    """
+    if len(tasks) < 2:
+        yield from (_run_task(model, task, settings) for task in tasks)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="svetlana-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="svetlana-write") as writer:
+        try:
+            ahead = reader.submit(_read, tasks[0], settings)
+            writing = None
+            for k, task in enumerate(tasks):
+                loaded = ahead.result()
+                if k + 1 < len(tasks):
+                    ahead = reader.submit(_read, tasks[k + 1], settings)
+                prediction = _predict(model, task, loaded, settings)
+                del loaded  # the image goes as soon as it is predicted
+                if writing is not None:
+                    yield writing.result()
+                writing = writer.submit(_write, task, settings, prediction)
+                del prediction
+            yield writing.result()
+        finally:
+            reader.shutdown(wait=True, cancel_futures=True)
+
+
+def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path,
+           confidence: bool = False) -> list[_Task]:
+    """One task per image/mask pair (a folder is paired first), names checked to be unique;
+    ``confidence``: the tasks also write a confidence map.
 
     Raises
     ------
@@ -98,7 +168,7 @@ def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path) -> list[_Tas
     """
     if isinstance(pairs, (str, os.PathLike)):
         pairs = io.pair_files(pairs)
-    tasks = [_task(item, out_dir) for item in pairs]
+    tasks = [_task(item, out_dir, confidence) for item in pairs]
     if not tasks:
         raise InputError("pairs is empty: there is no image to predict")
     for attribute, what in (("stem", "output name (file stem)"), ("name", "image name")):
@@ -112,7 +182,7 @@ def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path) -> list[_Tas
     return tasks
 
 
-def _task(item: Any, out_dir: Path) -> _Task:
+def _task(item: Any, out_dir: Path, confidence: bool = False) -> _Task:
     """The task of an io.Pair or an (image_path, mask_path) tuple (image_path may be None)."""
     if isinstance(item, io.Pair):
         image, mask, stem = item.image, item.mask, item.stem
@@ -135,4 +205,5 @@ def _task(item: Any, out_dir: Path) -> _Task:
         name=named.name,
         well=None if well is None else well.name,
         out_dir=str(out_dir),
+        confidence=confidence,
     )

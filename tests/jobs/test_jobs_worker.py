@@ -96,7 +96,7 @@ def test_a_killed_training_worker_fails_and_keeps_its_best_model(project, fast):
     # no temporary file or folder is left where the next training or a reader would see it
     assert sorted(p.name for p in project.models_dir.iterdir()) == ["killed"]
     assert sorted(p.name for p in Path(record["model_dir"]).iterdir()) == [
-        "model.json", "weights.safetensors"]
+        "model.json", "model.onnx", "weights.safetensors"]
     # and the device queue is free: the next training runs to the end
     again = jobs.submit_training(project.folder, {**fast, "epochs": 1})
     assert jobs.wait(project.folder, again, timeout=120) == "done"

@@ -17,4 +17,11 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(model_dir):
+    """The model as prediction loads it on a CPU: ONNX Runtime, no torch."""
+    return models.load_predictor(model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def torch_model(model_dir):
+    """The same model in torch (the GPU path, Grad-CAM)."""
     return models.load_model(model_dir)

@@ -41,13 +41,15 @@ def test_chunked_and_unchunked_are_identical(model):
         np.testing.assert_array_equal(whole.class_map, chunked.class_map)
 
 
-def test_probabilities_are_the_networks_on_the_trained_patches(model):
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_probabilities_are_the_networks_on_the_trained_patches(backend, model, torch_model):
     image, mask = scene()
-    result = predict.predict_image(model, image, mask)
+    used = model if backend == "onnx" else torch_model
+    result = predict.predict_image(used, image, mask)
     cut = patches.extract(image, mask, size=32, mode="context", normalisation="percentile")
-    np.testing.assert_array_equal(predict.object_patches(model, image, mask), cut)
-    with torch.inference_mode():
-        expected = torch.softmax(model.module(torch.from_numpy(cut)), dim=1).numpy()
+    np.testing.assert_array_equal(predict.object_patches(used, image, mask), cut)
+    with torch.inference_mode():  # the unfolded network, in torch
+        expected = torch.softmax(torch_model.module(torch.from_numpy(cut)), dim=1).numpy()
     probabilities = result.objects[[f"p_{c}" for c in CLASSES]].to_numpy()
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
 

@@ -33,7 +33,7 @@ def test_predict_many_writes_every_output_and_counts_per_well(model_dir, model, 
     calls = []
     out = tmp_path / "out"
     result = predict.predict_many(
-        model_dir, plate, out, progress=lambda *args: calls.append(args)
+        model_dir, plate, out, progress=lambda *args: calls.append(args), confidence_map=True
     )
     names = [pair.image.name for pair in plate]
     assert result.done == names and result.skipped == [] and result.failed == {}
@@ -97,9 +97,18 @@ def test_predict_many_resumes_and_force_redoes(model_dir, plate, tmp_path):
     assert changed.done == first.done
 
     # A missing output makes that image be predicted again, and only that one.
-    (out / "confidence" / f"{plate[1].stem}.tif").unlink()
+    (out / "class_maps" / f"{plate[1].stem}.tif").unlink()
     partial = predict.predict_many(other, plate, out)
     assert partial.done == [plate[1].image.name] and len(partial.skipped) == len(plate) - 1
+
+    # Asking for the confidence maps redoes the images that have none; not asking removes them.
+    assert not (out / "confidence").exists() or not any((out / "confidence").iterdir())
+    maps = predict.predict_many(other, plate, out, confidence_map=True)
+    assert maps.done == first.done
+    assert len(list((out / "confidence").iterdir())) == len(plate)
+    assert predict.predict_many(other, plate, out, confidence_map=True).done == []
+    predict.predict_many(other, plate, out, force=True)
+    assert list((out / "confidence").iterdir()) == []
 
 
 def test_a_corrupt_image_fails_alone(model_dir, plate, tmp_path):

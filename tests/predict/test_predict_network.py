@@ -1,5 +1,5 @@
-"""svetlana_core.predict.network: the folded inference copy of the network, and glibc's
-allocator settings while a prediction runs."""
+"""svetlana_core.predict.network (the torch path): the folded inference copy of the network;
+and glibc's allocator settings while a prediction runs (predict.backends), on both paths."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from svetlana_core.predict.network import _inference_module
 from tests.predict.scenes import scene
 
 
-def test_the_network_runs_as_a_folded_copy_and_the_model_is_untouched(model):
+def test_the_network_runs_as_a_folded_copy_and_the_model_is_untouched(torch_model):
+    model = torch_model
     image, mask = scene(n=8, size=64)
     before = {k: v.clone() for k, v in model.module.state_dict().items()}
     predict.predict_image(model, image, mask)
@@ -41,7 +42,7 @@ class _FakeLibc:
 
 def test_dask_malloc_settings_are_relaxed_during_prediction_and_put_back(model, monkeypatch):
     libc = _FakeLibc()
-    monkeypatch.setattr("svetlana_core.predict.network._glibc", lambda: libc)
+    monkeypatch.setattr("svetlana_core.predict.backends._glibc", lambda: libc)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     image, mask = scene(n=4, size=48)

@@ -40,7 +40,8 @@ def test_model_folder_contract(trained):
     assert meta["in_channels"] == 2 and meta["image_channels"] == 1 and meta["parent"] is None
     assert T.TrainConfig.from_dict(meta["config"]).patch_size == 16
     assert sorted(p.name for p in trained.model_dir.iterdir()) == [
-        "model.json", "weights.safetensors"]
+        "model.json", "model.onnx", "weights.safetensors"]
+    assert meta["onnx"]["file"] == "model.onnx"
     assert not [p for p in trained.model_dir.parent.iterdir() if p.name.startswith(".")]
 
 def test_save_load_gives_identical_predictions(trained, dataset):
@@ -62,6 +63,11 @@ def test_the_model_folder_is_a_checkpoint_of_the_best_epoch_while_training(datas
         meta = models.load_model(folder).meta
         seen.append((record["epoch"], record["best"], meta["best_epoch"], meta["stop_reason"],
                      len(meta["history"])))
+        # and the checkpoint's graph predicts with ONNX Runtime, as its weights do in torch
+        onnx = models.load_predictor(folder, device="cpu")
+        np.testing.assert_allclose(predict.predict_patches(onnx, dataset.X[:16]),
+                                   predict.predict_patches(models.load_model(folder),
+                                                           dataset.X[:16]), atol=1e-5)
 
     run = T.train(dataset, cfg(epochs=4, lr=1e-2, batch_size=8), out_dir=folder,
                   on_epoch=on_epoch)
@@ -73,7 +79,8 @@ def test_the_model_folder_is_a_checkpoint_of_the_best_epoch_while_training(datas
     final = models.load_model(folder).meta
     assert final["stop_reason"] == "completed" and len(final["history"]) == 4
     assert final["best_epoch"] == run.best_epoch
-    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "model.json", "model.onnx", "weights.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary file left beside it
 
 def test_a_non_empty_out_folder_is_refused_before_training(dataset, tmp_path):
