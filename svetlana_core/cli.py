@@ -269,8 +269,11 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     from svetlana_core import io
     from svetlana_core.explain.cam import explain_object
     from svetlana_core.explain.heatmap import save_heatmap_png
-    from svetlana_core.models.folder import load_model
+    from svetlana_core.models.folder import load_model, model_kind
 
+    if model_kind(args.model) == "rf":
+        raise InputError(f"{args.model} is a random forest: Grad-CAM explains a CNN's decision "
+                         "on a patch (a forest's feature importances are in its model.json)")
     model = load_model(args.model)
     image, mask = io.load_pair(None if args.image == "-" else args.image, args.mask,
                                axes=args.axes)

@@ -295,3 +295,18 @@ def plate_objects() -> pd.DataFrame:
         ],
         columns=["image", "label", "class", "confidence", "well"],
     )
+
+
+#: Python source that makes ``import torch`` fail in the interpreter that runs it first, as on
+#: a machine without torch. (A finder, not ``sys.modules["torch"] = None``: scipy looks torch up
+#: in sys.modules and trips on None.) Tests run it with ``python -c`` before their own code.
+WITHOUT_TORCH = """
+import importlib.abc, json, sys
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"{name} is not installed on this machine")
+
+sys.meta_path.insert(0, NoTorch())
+"""

@@ -224,6 +224,32 @@ def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predic
     assert any("tiny · checkpoint of a failed run" in o for o in options), options
 
 
+def test_a_random_forest_predicts_on_the_predict_page_and_says_why_no_gradcam(demo):
+    """A forest (what train --arch rf and the Train page's baseline leave) is offered on the
+    Predict page, its predictions show, and the Grad-CAM panel says it explains CNNs only."""
+    from svetlana_core import baseline, predict
+
+    trained = baseline.train_from_labels(demo.training_files()[0], demo.labels(),
+                                         n_estimators=10)
+    model_dir = trained.model.save(demo.models_dir / "forest")
+    run = demo.create_run("train-rf", {"kind": "rf"})
+    demo.update_run(run, status="done", model_dir=str(model_dir), summary={"text": "rf"})
+    images = demo.images()
+    outcome = predict.predict_many(model_dir, list(zip(images["path"], images["mask_path"])),
+                                   demo.outputs_dir / "forest")
+    assert outcome.engine == "random forest (CPU)"
+    for name, rows in outcome.objects.groupby("image"):
+        demo.save_predictions(str(model_dir), name, rows)
+    at = _page("demo", "pages/predict.py")
+    _no_exception(at, "predict with a forest")
+    options = [o for box in at.selectbox for o in box.options]
+    assert "run 1 · train-rf · forest" in options, options
+    at.session_state["predict_selected"] = 5
+    at.run()
+    _no_exception(at, "predict with a forest and an object selected")
+    assert any("is a random forest: Grad-CAM explains a CNN" in i.value for i in at.info)
+
+
 def test_train_page_previews_labelled_patches_at_the_chosen_size(demo):
     at = _page("demo", "pages/train.py")
     assert any("Patches as the network sees them" in c.value and "automatic" in c.value

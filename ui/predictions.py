@@ -29,12 +29,12 @@ def outputs_dir(project: Project, model_dir: str) -> Path:
 
 
 def pick_model(project: Project, missing: str) -> str:
-    """The model chooser of the Predict and Dashboard pages: the project's trained CNNs,
-    newest first; one key, so both pages show the same choice.
+    """The model chooser of the Predict and Dashboard pages: the project's trained CNNs and
+    random forests, newest first; one key, so both pages show the same choice.
 
     Without a model, shows ``missing`` (what to do first) and stops the page.
     """
-    trained = runs.model_runs(project, kind="train")
+    trained = runs.model_runs(project, kind=runs.TRAINING_KINDS)
     if trained.empty:
         st.info(missing)
         st.stop()
@@ -149,6 +149,10 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
     number of channels) give one error line naming them, not a traceback.
     """
     st.subheader(f"Why object {label}? (Grad-CAM)")
+    if models.model_kind(model_dir) == "rf":
+        st.info(f"{Path(model_dir).name} is a random forest: Grad-CAM explains a CNN's "
+                "decision on a patch. Its feature importances are in its model.json.")
+        return
     guided = st.toggle("Guided Grad-CAM", key="predict_guided", disabled=mask.ndim == 3)
     try:
         explanation, patch, classes = explain_object(model_dir, image, mask, label, guided)

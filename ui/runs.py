@@ -29,18 +29,19 @@ FINAL = ("done", "failed", "stopped")
 TRAINING_KINDS = ("train", "train-rf")
 
 
-def model_runs(project: Project, kind: str | None = None) -> pd.DataFrame:
+def model_runs(project: Project, kind: str | tuple[str, ...] | None = None) -> pd.DataFrame:
     """Runs that left a usable model folder, newest first: done, stopped, or failed after a
     checkpoint (a killed worker keeps the best model of its finished epochs).
 
-    ``kind``: only runs of that kind (``"train"`` for the CNNs that predict and explain).
+    ``kind``: only runs of that kind or kinds (``"train"`` for the CNNs that explain,
+    :data:`TRAINING_KINDS` for every model that predicts).
     """
     runs = project.runs()
     if runs.empty:
         return runs
     ok = runs["status"].isin(FINAL) & runs["model_dir"].notna()
     if kind is not None:
-        ok &= runs["kind"] == kind
+        ok &= runs["kind"].isin([kind] if isinstance(kind, str) else list(kind))
     ok &= runs["model_dir"].map(lambda d: isinstance(d, str) and bool(d)
                                 and (Path(d) / MODEL_FILE).exists())
     return runs[ok].sort_values("id", ascending=False)

@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,10 @@ from svetlana_core.models.inference import OnnxModel
 
 if TYPE_CHECKING:
     from svetlana_core.models import LoadedModel
+
+#: What a runner's ``forward`` takes: ``(table rows, batch of patches, seconds spent cutting
+#: it)``, in table order (:func:`~svetlana_core.predict.crop._batches`).
+Batches = Iterable[tuple[slice, np.ndarray, float]]
 
 #: Default batch sizes of :func:`~svetlana_core.predict.predict_image`: ONNX Runtime on the
 #: CPU, torch on the CPU and torch on a GPU (see its docstring).
@@ -58,13 +62,8 @@ class OnnxRunner:
             )
         self.model = model
 
-    def forward(
-        self,
-        batches: Iterable[tuple[slice, np.ndarray, float]],
-        probabilities: np.ndarray,
-        chunk_objects: int,
-        timings: dict[str, float],
-    ) -> None:
+    def forward(self, batches: Batches, probabilities: np.ndarray, chunk_objects: int,
+                timings: dict[str, float]) -> None:
         """Write the softmax of every batch into ``probabilities`` (N, K); adds the seconds
         spent to ``timings`` (``crop``, ``forward``, ``collect``)."""
         for rows, batch, crop_time in batches:
@@ -75,6 +74,46 @@ class OnnxRunner:
             mark = time.perf_counter()
             probabilities[rows] = softmax(logits)
             timings["collect"] += time.perf_counter() - mark
+
+
+def load_for_prediction(
+    folder: str | os.PathLike,
+    device: str = "auto",
+    note: Callable[[str], Any] | None = None,
+    threads: int | None = None,
+) -> Any:
+    """Any model folder, ready for :func:`~svetlana_core.predict.predict_image`: a CNN as
+    :func:`~svetlana_core.models.load_predictor` loads it (ONNX Runtime on a CPU), a random
+    forest as :func:`~svetlana_core.baseline.load_baseline` does (numpy, on the CPU whatever
+    ``device`` says).
+
+    Raises
+    ------
+    InputError
+        As those two loaders.
+    """
+    from svetlana_core.models.folder import model_kind
+    from svetlana_core.models.inference import load_predictor
+
+    if model_kind(folder) == "rf":
+        from svetlana_core.baseline import load_baseline
+
+        return load_baseline(folder)
+    return load_predictor(folder, device=device, note=note, threads=threads)
+
+
+def is_forest(model: Any) -> bool:
+    """Whether ``model`` is a random-forest baseline (it predicts from object features)."""
+    return hasattr(model, "forest") and hasattr(model, "feature_names")
+
+
+def engine_of(model: Any) -> str:
+    """What runs a model, for people: ONNX Runtime, torch on a device, or the forest."""
+    if is_forest(model):
+        return "random forest (CPU)"
+    if isinstance(model, OnnxModel):
+        return "ONNX Runtime (CPU)"
+    return f"torch ({model.device})"
 
 
 def runner_for(model: OnnxModel | LoadedModel, device: Any = None) -> Any:

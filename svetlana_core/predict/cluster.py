@@ -25,7 +25,7 @@ _MODEL_CACHE_LOCK = threading.Lock()
 
 
 def _cached_model(folder: str, device: str) -> OnnxModel | LoadedModel:
-    from svetlana_core.models.inference import load_predictor
+    from svetlana_core.predict.backends import load_for_prediction
 
     path = Path(folder).resolve()
     stamps = tuple(
@@ -36,7 +36,8 @@ def _cached_model(folder: str, device: str) -> OnnxModel | LoadedModel:
         if key not in _MODEL_CACHE:
             for old in [k for k in _MODEL_CACHE if k[0] == key[0]]:
                 del _MODEL_CACHE[old]
-            _MODEL_CACHE[key] = load_predictor(path, device=device, threads=_worker_threads())
+            _MODEL_CACHE[key] = load_for_prediction(path, device=device,
+                                                      threads=_worker_threads())
         return _MODEL_CACHE[key]
 
 

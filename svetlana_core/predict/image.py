@@ -13,7 +13,8 @@ import pandas as pd
 
 from svetlana_core.errors import InputError
 from svetlana_core.objects import object_table
-from svetlana_core.predict.backends import _freed_memory_kept, runner_for
+from svetlana_core.objects.checks import check_mask
+from svetlana_core.predict.backends import _freed_memory_kept, is_forest, runner_for
 from svetlana_core.predict.crop import (
     _batches,
     _check_inputs,
@@ -143,9 +144,11 @@ def predict_image(
 
     Parameters
     ----------
-    model : OnnxModel or LoadedModel
+    model : OnnxModel, LoadedModel or BaselineModel
         From :func:`svetlana_core.models.load_predictor` (ONNX Runtime on the CPU, no torch)
-        or :func:`svetlana_core.models.load_model` (torch, its ``module`` in eval mode).
+        or :func:`svetlana_core.models.load_model` (torch, its ``module`` in eval mode); or a
+        random forest (:func:`svetlana_core.baseline.load_baseline`), which classifies the
+        objects' features (:func:`~svetlana_core.objects.object_features`) instead of patches.
     image : ndarray, shape (C, rows, columns) or (C, planes, rows, columns), or None
         Channel-first image, any integer or float dtype, with the model's number of channels;
         None for a mask-only model. Not modified.
@@ -189,16 +192,43 @@ def predict_image(
     """
     tic = time.perf_counter()
     _check_counts(batch_size=batch_size, chunk_objects=chunk_objects)
-    spec = _spec(model)
     image = None if image is None else np.asarray(image)
     mask = np.asarray(mask)
-    _check_inputs(spec, image, mask)
     timings = {"objects": 0.0, "normalise": 0.0, "crop": 0.0, "forward": 0.0, "collect": 0.0}
-    table = _sorted_table(mask, table)
-    timings["objects"] = time.perf_counter() - tic
+    if is_forest(model):
+        classes = tuple(model.classes)
+        check_mask(mask, "mask")
+        table = _sorted_table(mask, table)
+        timings["objects"] = time.perf_counter() - tic
+        probabilities = _forest_probabilities(model, image, mask, table, timings)
+    else:
+        spec = _spec(model)
+        classes = spec.classes
+        _check_inputs(spec, image, mask)
+        table = _sorted_table(mask, table)
+        timings["objects"] = time.perf_counter() - tic
+        probabilities = _network_probabilities(model, spec, image, mask, table, device,
+                                               (batch_size, chunk_objects), timings)
 
+    mark = time.perf_counter()
+    objects, index = _objects(classes, table, probabilities)
+    class_map = _paint(mask, objects["label"].to_numpy(), index + 1,
+                       class_map_dtype(len(classes)))
+    timings["maps"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - tic
+    return Prediction(
+        class_map=class_map, objects=objects, classes=classes, timings=timings, mask=mask
+    )
+
+
+def _network_probabilities(
+    model: OnnxModel | LoadedModel, spec: _PatchSpec, image: np.ndarray | None,
+    mask: np.ndarray, table: pd.DataFrame, device: Any,
+    counts: tuple[int | None, int | None], timings: dict[str, float],
+) -> np.ndarray:
+    """Softmax (N, K) of the network on every object's patch, cut and run batch by batch."""
     runner = runner_for(model, device)
-    batch_size, chunk_objects = _batching(spec, runner, batch_size, chunk_objects)
+    batch_size, chunk_objects = _batching(spec, runner, *counts)
     probabilities = np.empty((len(table), len(spec.classes)), dtype=np.float32)
     if len(table):
         mark = time.perf_counter()
@@ -207,16 +237,27 @@ def predict_image(
         batches = _batches(cropper, len(table), batch_size, chunk_objects)
         with _freed_memory_kept():
             runner.forward(batches, probabilities, chunk_objects, timings)
+    return probabilities
+
+
+def _forest_probabilities(model: Any, image: np.ndarray | None, mask: np.ndarray,
+                          table: pd.DataFrame, timings: dict[str, float]) -> np.ndarray:
+    """Class probabilities (N, K) of a random forest on every object's features (the
+    features stand for the crop, the forest for the forward pass in ``timings``)."""
+    if image is not None and image.shape[1:] != mask.shape:
+        raise InputError(
+            f"image has spatial shape {image.shape[1:]} but mask has shape {mask.shape}")
+    if not len(table):
+        return np.empty((0, len(model.classes)))
+    from svetlana_core.objects import object_features
 
     mark = time.perf_counter()
-    objects, index = _objects(spec.classes, table, probabilities)
-    class_map = _paint(mask, objects["label"].to_numpy(), index + 1,
-                       class_map_dtype(len(spec.classes)))
-    timings["maps"] = time.perf_counter() - mark
-    timings["total"] = time.perf_counter() - tic
-    return Prediction(
-        class_map=class_map, objects=objects, classes=spec.classes, timings=timings, mask=mask
-    )
+    features = object_features(image, mask, table["label"].tolist())
+    timings["crop"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    probabilities = model.predict_proba(features)  # float64: tree votes, written exactly
+    timings["forward"] = time.perf_counter() - mark
+    return probabilities
 
 
 def _check_counts(**counts: int | None) -> None:

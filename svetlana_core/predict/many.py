@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from svetlana_core.errors import InputError
+from svetlana_core.predict.backends import engine_of, is_forest, load_for_prediction
 from svetlana_core.predict.cluster import _run_on_cluster
 from svetlana_core.predict.crop import _spec
 from svetlana_core.predict.outputs import _write_combined
@@ -83,10 +84,10 @@ def predict_many(
 
     Parameters
     ----------
-    model_dir : path, OnnxModel or LoadedModel
-        A model folder, loaded with :func:`~svetlana_core.models.load_predictor` (ONNX
-        Runtime on the CPU, torch on a GPU), or a loaded model (used as it is; ``device`` is
-        then ignored locally). A Dask run needs a folder (each worker loads it once): a loaded
+    model_dir : path, OnnxModel, LoadedModel or BaselineModel
+        A model folder, loaded with :func:`~svetlana_core.predict.backends.load_for_prediction`
+        (a CNN in ONNX Runtime on the CPU or torch on a GPU, a random forest with numpy), or a
+        loaded model (used as it is; ``device`` is then ignored locally). A Dask run needs a folder (each worker loads it once): a loaded
         model must have its ``folder``.
     pairs : folder, or iterable of io.Pair or (image_path, mask_path)
         A folder is paired with :func:`svetlana_core.io.pair_files`. ``image_path`` may be
@@ -135,7 +136,7 @@ def predict_many(
     distributed = client is not None or scheduler is not None
     notes: list[str] = []
     model, folder = _model_of(model_dir, device, distributed, notes)
-    classes = _spec(model).classes  # a model.json without them is refused before any work
+    classes = _classes(model)  # a model.json without them is refused before any work
     settings = _Settings(model_fingerprint(model), batch_size, chunk_objects, axes,
                          relabel_binary)
     out = Path(out_dir)
@@ -144,7 +145,7 @@ def predict_many(
     tasks = _tasks(pairs, out, confidence_map)
     tables, todo = _up_to_date(tasks, settings.fingerprint, force)
     result = ManyResult(out_dir=out, skipped=[task.name for task in tasks if task.name in tables],
-                        notes=notes, engine=_engine(model))
+                        notes=notes, engine=engine_of(model))
     for finished, name in enumerate(result.skipped, start=1):
         if progress is not None:
             progress(finished, len(tasks), name)
@@ -175,12 +176,10 @@ def _model_of(
     """The model and its folder: loaded here (:func:`~svetlana_core.models.load_predictor`;
     on the CPU for a Dask run, which only needs its fingerprint and classes), or as given; a
     Dask run needs the folder, for the workers."""
-    if not hasattr(model_dir, "meta"):
-        from svetlana_core.models.inference import load_predictor
-
+    if isinstance(model_dir, (str, os.PathLike)):
         folder = Path(model_dir)
-        return load_predictor(folder, "cpu" if distributed else device, note=notes.append), \
-            folder
+        return load_for_prediction(folder, "cpu" if distributed else device,
+                                   note=notes.append), folder
     folder = getattr(model_dir, "folder", None)
     if distributed and folder is None:
         raise InputError(
@@ -189,10 +188,8 @@ def _model_of(
     return model_dir, folder
 
 
-def _engine(model: OnnxModel | LoadedModel) -> str:
-    if hasattr(model, "module"):
-        return f"torch ({model.device})"
-    return "ONNX Runtime (CPU)"
+def _classes(model: Any) -> tuple[str, ...]:
+    return tuple(model.classes) if is_forest(model) else _spec(model).classes
 
 
 def _sort_by_input(result: ManyResult, tasks: list[_Task]) -> None:

@@ -9,7 +9,6 @@ import copy
 import threading
 import time
 import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +17,7 @@ from torch import nn
 
 from svetlana_core.models.device import memory_format_for
 from svetlana_core.models.export import fold_batchnorm
-from svetlana_core.predict.backends import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from svetlana_core.predict.backends import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Batches
 from svetlana_core.training.loop import evaluate
 
 if TYPE_CHECKING:
@@ -72,13 +71,8 @@ class TorchRunner:
         self.layout = memory_format_for(model.meta["spatial_dims"])
         self.module = _inference_module(model.module, self.target, self.layout)
 
-    def forward(
-        self,
-        batches: Iterable[tuple[slice, np.ndarray, float]],
-        probabilities: np.ndarray,
-        chunk_objects: int,
-        timings: dict[str, float],
-    ) -> None:
+    def forward(self, batches: Batches, probabilities: np.ndarray, chunk_objects: int,
+                timings: dict[str, float]) -> None:
         """Run the network on every batch and write the softmax into ``probabilities`` (N, K).
 
         Adds the seconds spent to ``timings`` (``crop``, ``forward``, ``collect``). On a GPU

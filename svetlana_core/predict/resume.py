@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,24 +27,34 @@ from svetlana_core import io
 from svetlana_core.errors import InputError
 
 if TYPE_CHECKING:
-    from svetlana_core.models import LoadedModel
-    from svetlana_core.models.inference import OnnxModel
     from svetlana_core.predict.task import _Task
 
 #: The sub-folders of ``out_dir`` that hold one file per image.
 _FOLDERS = ("class_maps", "confidence", "objects", "done")
 
 
-def model_fingerprint(model: OnnxModel | LoadedModel | str | os.PathLike) -> str:
+def model_fingerprint(model: Any) -> str:
     """SHA-256 of a model's description and weights (hex), the same for a folder and its load,
     whichever way it was loaded.
 
     Hashes the canonical JSON of ``model.json`` (less its ``"onnx"`` record, which only
     describes a file derived from the weights) and every weight tensor (sorted by name), so
     retraining, editing the classes or swapping the weights file changes it. A folder and an
-    ONNX model are hashed from the folder's files, without torch.
+    ONNX model are hashed from the folder's files, without torch; a random forest (folder or
+    loaded) from its classes, features, parameters and tree arrays.
     """
-    if hasattr(model, "module"):  # a torch model: its weights as they are in memory
+    if isinstance(model, (str, os.PathLike)):
+        from svetlana_core.models.folder import model_kind
+
+        if model_kind(model) == "rf":
+            from svetlana_core.baseline import load_baseline
+
+            model = load_baseline(model)
+    if hasattr(model, "forest"):  # a random forest: what it predicts with
+        meta = {"classes": list(model.classes), "feature_names": list(model.feature_names),
+                "params": model.params}
+        arrays = model.forest.to_arrays()
+    elif hasattr(model, "module"):  # a torch model: its weights as they are in memory
         meta = model.meta
         arrays = {name: tensor.detach().cpu().contiguous().numpy()
                   for name, tensor in model.module.state_dict().items()}

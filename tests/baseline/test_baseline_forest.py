@@ -36,3 +36,20 @@ def test_numpy_forest_equals_sklearn_with_nan():
     for table in (features, test):
         np.testing.assert_array_equal(model.predict_proba(table),
                                       _sklearn_full(model, table.to_numpy()))
+
+
+def test_a_forest_that_splits_on_missing_values_saves_loads_and_predicts(tmp_path):
+    """scikit-learn stores +inf thresholds for "missing or not" splits (CoNSeP's ring
+    features are NaN for crowded nuclei): the saved forest loads and predicts as it did."""
+    from svetlana_core.baseline import load_baseline
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 2))
+    y = np.where(rng.random(200) < 0.5, "gone", "here")
+    x[y == "gone", 0] = np.nan  # the class is whether feature a is missing
+    features = pd.DataFrame(x, columns=["a", "b"])
+    model = train_baseline(features, list(y), ["gone", "here"], n_estimators=5, seed=0)
+    assert np.isinf(model.forest.threshold[model.forest.children_left >= 0]).any()
+    loaded = load_baseline(model.save(tmp_path / "rf"))
+    np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
+    assert loaded.predict(features) == list(y)

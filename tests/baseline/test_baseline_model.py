@@ -120,6 +120,8 @@ def test_tampered_model_json(trained, tmp_path, edit, match):
         (lambda a: a.update(value=-a["value"]), r"array 'value' has negative"),
         (lambda a: a.update(threshold=a["threshold"].astype(str)), r"'threshold' has dtype"),
         (lambda a: a.update(roots=a["roots"][::-1]), r"array 'roots' is not an increasing"),
+        (lambda a: a.update(threshold=np.full_like(a["threshold"], np.nan)),
+         r"array 'threshold' has NaN values"),
     ],
 )
 def test_tampered_forest_npz(trained, tmp_path, edit, match):

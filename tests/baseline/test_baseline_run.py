@@ -12,7 +12,7 @@ import pytest
 from svetlana_core import io
 from svetlana_core.baseline import load_baseline, train_from_labels
 from svetlana_core.errors import InputError
-from tests.builders import two_class_disks, write_pair
+from tests.builders import WITHOUT_TORCH, two_class_disks, write_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,17 +55,8 @@ def test_train_from_labels_errors_and_stop(disk_files):
     assert train_from_labels(files, labels, stop=stop) is None
 
 
-# Run in a fresh interpreter where ``import torch`` fails, as on a machine without it. (A finder,
-# not ``sys.modules["torch"] = None``: scipy looks torch up in sys.modules and trips on None.)
-_WITHOUT_TORCH = """
-import importlib.abc, json, sys
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.partition(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} is not installed on this machine")
-
-sys.meta_path.insert(0, NoTorch())
+# Run in a fresh interpreter where ``import torch`` fails, as on a machine without it.
+_WITHOUT_TORCH = WITHOUT_TORCH + """
 from svetlana_core import baseline, io, objects
 from svetlana_core.predict.evaluate import evaluate_folder
 

@@ -37,6 +37,7 @@ def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):
     outcome = _predict(project, run_id, spec, _CancelFlag(project, run_id))
     assert outcome["status"] == "done" and outcome["summary"]["done"] == ["img0.tif", "img2.tif"]
     assert outcome["summary"]["finished"] == outcome["summary"]["total"] == 2
+    assert outcome["summary"]["engine"] == "ONNX Runtime (CPU)"  # no torch in the job
     assert project.run(run_id)["summary"]["finished"] == 2  # progress went to the store
     stored = project.predictions(str(model_dir), "img2.tif")
     assert len(stored) == 16 and set(stored["class"]) <= {"bright", "dark"}

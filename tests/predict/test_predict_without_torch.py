@@ -14,6 +14,7 @@ import pytest
 import tifffile
 
 from svetlana_core import io, models, predict
+from tests.builders import WITHOUT_TORCH
 from tests.predict.scenes import make_model_folder, scene
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,15 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "sklearn", "albumentations", "dask", "distributed",
          "streamlit", "captum", "skimage")
 
-_WITHOUT_TORCH = """
-import importlib.abc, json, sys
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.partition(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} is not installed on this machine")
-
-sys.meta_path.insert(0, NoTorch())
+_WITHOUT_TORCH = WITHOUT_TORCH + """
 from svetlana_core.cli import main
 
 code = main(sys.argv[2:])
