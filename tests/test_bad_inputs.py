@@ -77,6 +77,14 @@ CASES: list[Case] = [
     Case("header-30000x30000-no-data", r"mask \S*huge\.tif: the TIFF file is truncated: its "
          r"header declares \(30000, 30000\) uint16 pixels \(1\.8 GB\) but the file ends after "
          r"122 bytes", lambda w: w.pair(mask=w.huge_header("huge.tif"))),
+    Case("zlib-tiles-declaring-40960x40960", r"mask \S*bomb\.tif: it declares \(40960, 40960\) "
+         r"uint16 values \(3\.36 GB\), more than the 1,000,000,000 this server reads",
+         lambda w: w.pair(mask=w.bomb("bomb.tif"))),
+    Case("zlib-tiles-declaring-40960x40960-image", r"image \S*bomb\.tif: it declares \(40960, "
+         r"40960\) uint16 values", lambda w: w.pair(image=w.bomb("bomb.tif"))),
+    Case("jpeg-compressed-tiff-mask", r"mask \S*jpeg\.tif is JPEG-compressed TIFF: lossy "
+         r"compression changes label values",
+         lambda w: w.pair(mask=w.tiff("jpeg.tif", w.mask.astype(np.uint8), compression="jpeg"))),
     Case("nan-pixels", r"image \S*nan\.tif contains NaN values",
          lambda w: w.pair(image=w.tiff("nan.tif", w.with_nan()))),
     Case("uint64-label-beyond-int64", r"mask \S*u64\.tif has label 9223372036854775813",
@@ -252,9 +260,11 @@ class World:
 
     # -- files ------------------------------------------------------------------------------
 
-    def tiff(self, name: str, array: np.ndarray, axes: str | None = None) -> Path:
+    def tiff(self, name: str, array: np.ndarray, axes: str | None = None,
+             compression: str | None = None) -> Path:
         path = self.tmp / name
-        tifffile.imwrite(path, array, metadata={"axes": axes} if axes else {})
+        tifffile.imwrite(path, array, metadata={"axes": axes} if axes else {},
+                         compression=compression)
         return path
 
     def text_file(self, name: str) -> Path:
@@ -266,6 +276,14 @@ class World:
         path = self.tmp / "A01.tif"
         good = (self.images_dir / "A01.tif").read_bytes()
         path.write_bytes(good[: len(good) // 2])
+        return path
+
+    def bomb(self, name: str) -> Path:
+        """3.4 MB of zlib tiles that declare 40960 x 40960 uint16 pixels (3.4 GB)."""
+        tile = np.zeros((1024, 1024), np.uint16)
+        path = self.tmp / name
+        tifffile.imwrite(path, (tile for _ in range(40 * 40)), shape=(40960, 40960),
+                         dtype=np.uint16, tile=(1024, 1024), compression="zlib")
         return path
 
     def huge_header(self, name: str) -> Path:

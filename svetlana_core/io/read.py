@@ -314,6 +314,9 @@ def _read_tiff(path: Path, what: str) -> tuple[np.ndarray, str | None]:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         _check_tiff_size(series, path, what)
+        check_declared_size(series.shape, series.dtype, path, what)
+        if what == "mask":
+            _check_lossless(series.keyframe, path)
         offset = series.dataoffset  # None unless uncompressed and in one piece
         if offset is not None and tif.byteorder == _NATIVE_ORDER and series.size:
             array = np.asarray(np.memmap(path, dtype=series.dtype, mode="r", offset=offset,
@@ -352,7 +355,67 @@ def _check_tiff_size(series: Any, path: Path, what: str) -> None:
             )
 
 
+#: Environment variable that sets :func:`max_values`.
+MAX_PIXELS_ENV = "SVETLANA_MAX_PIXELS"
+#: Default of :func:`max_values`: 10^9 values, e.g. 31,600² pixels of one channel, 18,200² of
+#: three; 2-4 GB in memory for 16-bit or float data.
+DEFAULT_MAX_VALUES = 1_000_000_000
+
+
+def max_values() -> int:
+    """The most values (pixels × channels × planes) an image or mask file may declare:
+    ``$SVETLANA_MAX_PIXELS`` when it is a positive integer, else :data:`DEFAULT_MAX_VALUES`.
+
+    A few megabytes of compressed TIFF can declare 40,000 × 40,000 pixels; the declared size is
+    checked against this cap before anything is decompressed or allocated.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").replace("_", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_VALUES
+
+
+def check_declared_size(shape: tuple[int, ...], dtype: Any, path: Path, what: str) -> None:
+    """Refuse a file whose header declares more values than :func:`max_values`.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the declared shape and size, the cap and how to raise it.
+    """
+    n = int(np.prod(shape, dtype=object))
+    limit = max_values()
+    if n > limit:
+        size = byte_size(n * np.dtype(dtype).itemsize)
+        raise InputError(
+            f"could not read {what} {path}: it declares {tuple(shape)} {np.dtype(dtype)} values "
+            f"({size}), more than the {limit:,} this server reads (set {MAX_PIXELS_ENV} to "
+            "raise the limit)"
+        )
+
+
+#: TIFF compressions that are lossy whatever their settings: a mask stored with one has lost
+#: its labels. (JPEG 2000, JPEG XL, JPEG XR, WebP and LERC can be lossless: they are read.)
+_LOSSY = {"JPEG", "OJPEG"}
+
+
+def _check_lossless(page: Any, path: Path) -> None:
+    name = getattr(page.compression, "name", str(page.compression)).upper()
+    if name in _LOSSY:
+        raise InputError(
+            f"mask {path} is {name}-compressed TIFF: lossy compression changes label values; "
+            "save the mask uncompressed or with a lossless codec (LZW, zlib/deflate, zstd)"
+        )
+
+
 def _read_pillow(path: Path, keep_palette: bool) -> tuple[np.ndarray, str | None]:
+    from PIL import Image
+
+    # Our cap (check_declared_size, on values, settable) replaces Pillow's own (89 M pixels, an
+    # error past 179 M): an 8-bit 15,000² PNG is a real image, and one message says why not.
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(path) as header:  # the header only: nothing is decoded yet
+        width, height = header.size
+        bands = len(header.getbands())
+    check_declared_size((height, width, bands), np.uint8, path, "file")
     with iio.imopen(path, "r", plugin="pillow") as image:
         mode = image.metadata(index=0).get("mode")
         # Pillow converts palette images to RGB; a palette mask holds its labels as indices.
