@@ -195,8 +195,7 @@ def _train_rf(args: argparse.Namespace, config: dict) -> int:
     result = baseline.train_from_labels(
         files, labels, val_fraction=config.get("val_fraction", 0.2),
         seed=config.get("seed", 0), group_by=_group_by(args.group_pattern), axes=args.axes,
-        **(config.get("arch_params") or {}))
-    result.model.save(args.out)
+        out_dir=args.out, **(config.get("arch_params") or {}))
     print(_json_line({"model_dir": str(args.out), "n_train": result.n_train,
                       "n_val": result.n_val, **(result.metrics or {})}))
     return EXIT_OK

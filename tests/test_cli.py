@@ -1,5 +1,6 @@
 """The command line: commands work end to end; bad input exits 2 with one line, no traceback."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,38 @@ def test_train_random_forest_and_evaluate(demo_folders, tmp_path):
                      masks, "--labels", truth)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n"] == 144
+    # The forest never replaces a model: an existing folder, a file, bad parameters: exit 2.
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "rf").iterdir()}
+    (tmp_path / "file").write_text("notes")
+    for out, extra, message in (
+            (tmp_path / "rf", [], r"model folder \S+rf already exists and is not empty"),
+            (tmp_path / "file", [], r"model folder \S+file is a file"),
+            (tmp_path / "rf2", ["--arch-param", "n_estimators=-1"],
+             r"random-forest parameter n_estimators must be an integer from 1 to 10000, got -1"),
+    ):
+        result = run_cli("train", "--arch", "rf", "--images", images, "--masks", masks,
+                         "--labels", truth, "--out", out, *extra)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert re.fullmatch(r"error: " + message + r"\n", result.stderr), result.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "rf").iterdir()} == saved
+    assert (tmp_path / "file").read_text() == "notes" and not (tmp_path / "rf2").exists()
+
+
+def test_two_trainings_into_one_folder_at_once_leave_one_model(demo_folders, tmp_path):
+    """Both used to exit 0 with one model silently replacing the other; now the folder is held
+    from the start: one trains, the other is refused in one line."""
+    images, masks = demo_folders / "images", demo_folders / "masks"
+    truth = demo_folders / "ground_truth.csv"
+    command = [sys.executable, "-m", "svetlana_core", "train", "--arch", "rf", "--images",
+               str(images), "--masks", str(masks), "--labels", str(truth), "--out",
+               str(tmp_path / "m")]
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outcomes = sorted((run.wait(timeout=300), run.stderr.read()) for run in runs)
+    assert [code for code, _ in outcomes] == [0, 2], outcomes
+    assert re.search(r"model folder \S+m (is being written by another training|already exists "
+                     r"and is not empty)", outcomes[1][1]), outcomes[1][1]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["forest.npz", "model.json"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -15,6 +15,7 @@ import pandas as pd
 from svetlana_core import io
 from svetlana_core.baseline.forest import FOREST_FILE, Forest
 from svetlana_core.errors import InputError
+from svetlana_core.values import is_int
 from svetlana_core.models.folder import (
     MODEL_FILE,
     RF_FORMAT_VERSION,
@@ -191,6 +192,9 @@ def train_baseline(
     if class_weight not in ("balanced", "balanced_subsample", None):
         raise InputError(f"class_weight must be 'balanced', 'balanced_subsample' or None, got "
                          f"{class_weight!r}")
+    _check_forest_params(n_estimators=n_estimators, max_depth=max_depth,
+                         min_samples_leaf=min_samples_leaf, max_features=max_features,
+                         n_jobs=n_jobs, seed=seed)
     class_list, codes = _class_codes(features, y, classes)
     names = [str(c) for c in features.columns]
     x = _feature_matrix(features, names, "features")
@@ -214,6 +218,37 @@ def train_baseline(
                                                     zip(class_list, counts, strict=True)}},
         estimator=estimator,
     )
+
+
+#: Upper bounds that keep a forest's size and fitting time sane (a config is user input).
+_MAX_TREES = 10_000
+
+
+def _check_forest_params(**given: Any) -> None:
+    """Each random-forest parameter is of a type and range scikit-learn takes, or one line
+    saying which is not (scikit-learn's own errors are tracebacks several lines long)."""
+    def whole(value: Any, low: int, high: float = float("inf")) -> bool:
+        return is_int(value) and low <= value <= high
+
+    rules = {
+        "n_estimators": (whole(given["n_estimators"], 1, _MAX_TREES),
+                         f"an integer from 1 to {_MAX_TREES}"),
+        "max_depth": (given["max_depth"] is None or whole(given["max_depth"], 1),
+                      "null or an integer >= 1"),
+        "min_samples_leaf": (whole(given["min_samples_leaf"], 1), "an integer >= 1"),
+        "max_features": (given["max_features"] in ("sqrt", "log2", None)
+                         or whole(given["max_features"], 1)
+                         or (isinstance(given["max_features"], float)
+                             and 0.0 < given["max_features"] <= 1.0),
+                         "'sqrt', 'log2', null, an integer >= 1 or a fraction in (0, 1]"),
+        "n_jobs": (given["n_jobs"] is None or (is_int(given["n_jobs"]) and given["n_jobs"] != 0),
+                   "null or a non-zero integer"),
+        "seed": (whole(given["seed"], 0, 2**32 - 1), "an integer from 0 to 2**32 - 1"),
+    }
+    for name, (ok, what) in rules.items():
+        if not ok:
+            raise InputError(f"random-forest parameter {name} must be {what}, got "
+                             f"{given[name]!r}")
 
 
 def _class_codes(

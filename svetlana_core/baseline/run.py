@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,7 @@ import pandas as pd
 from svetlana_core import io
 from svetlana_core.baseline.model import BaselineModel, train_baseline
 from svetlana_core.errors import InputError
+from svetlana_core.models.folder import claimed_folder
 from svetlana_core.objects import object_features
 
 # The split of the CNN, from its numpy module: the lazy training package would not load torch
@@ -31,12 +35,15 @@ class BaselineRun:
         :func:`svetlana_core.stats.classification_metrics` on the validation objects (None
         when ``val_fraction`` is 0).
     n_train, n_val : int
+    model_dir : Path or None
+        Where the model was saved (``out_dir``), or None.
     """
 
     model: BaselineModel
     metrics: dict | None
     n_train: int
     n_val: int
+    model_dir: Path | None = None
 
 
 def train_from_labels(
@@ -48,9 +55,10 @@ def train_from_labels(
     group_by: Any = None,
     axes: str | None = None,
     stop: Any = None,
+    out_dir: str | os.PathLike | None = None,
     **params: Any,
 ) -> BaselineRun | None:
-    """Compute features of the labelled objects, split grouped by image, fit and score.
+    """Compute features of the labelled objects, split grouped by image, fit, score and save.
 
     The split is :func:`svetlana_core.training.split_train_val` (stratified, grouped), the
     same as the CNN's, so the two are compared on the same kind of split. Nothing here imports
@@ -70,6 +78,9 @@ def train_from_labels(
         Axes of the image files.
     stop : object with ``is_set()``, optional
         Checked between images; returns None when set.
+    out_dir : path, optional
+        Model folder to save the forest in: it must not exist or be empty, and is held for this
+        run from the start (:func:`~svetlana_core.models.claimed_folder`), as a CNN's is.
     **params
         Keyword arguments of :func:`train_baseline`.
 
@@ -77,6 +88,19 @@ def train_from_labels(
     -------
     BaselineRun, or None when stopped.
     """
+    with contextlib.ExitStack() as held:
+        if out_dir is not None:
+            out_dir = held.enter_context(claimed_folder(out_dir))
+        run = _fit(files, labels, val_fraction, seed, group_by, axes, stop, params)
+        if run is None or out_dir is None:
+            return run
+        return replace(run, model_dir=run.model.save(out_dir))
+
+
+def _fit(files: dict[str, tuple[Any, Any]], labels: pd.DataFrame, val_fraction: float,
+         seed: int, group_by: Any, axes: str | None, stop: Any,
+         params: dict[str, Any]) -> BaselineRun | None:
+    """:func:`train_from_labels` without the folder: features, split, fit, score."""
     accepted = [name for name, parameter in inspect.signature(train_baseline).parameters.items()
                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"]
     foreign = sorted(set(params) - set(accepted))

@@ -92,11 +92,11 @@ def _train_rf(project: Project, run_id: int, spec: dict, flag: _Stop) -> dict[st
     out_dir = _model_folder(project, run_id, spec.get("out_name"))  # fails before the work
     result = baseline.train_from_labels(
         files, labels, val_fraction=val_fraction, seed=seed,
-        group_by=io.group_by_pattern(source.group_pattern), axes=axes, stop=flag, **params)
+        group_by=io.group_by_pattern(source.group_pattern), axes=axes, stop=flag,
+        out_dir=out_dir, **params)
     if result is None:
         return {"status": "stopped", "model_dir": None,
                 "summary": {"text": "stopped while computing features"}}
-    result.model.save(out_dir)
     summary = {"text": f"random forest on {result.n_train} objects; validation on "
                        f"{result.n_val}", "n_train": result.n_train, "n_val": result.n_val}
     if result.metrics:

@@ -59,6 +59,7 @@ _EXPORTS = {
     'adapt_conv_weight': 'svetlana_core.models.torchvision_nets',
     'architecture_params': 'svetlana_core.models.registry',
     'build_model': 'svetlana_core.models.build',
+    'claimed_folder': 'svetlana_core.models.folder',
     'check_patch_size': 'svetlana_core.models.registry',
     'count_parameters': 'svetlana_core.models.build',
     'cuda_present': 'svetlana_core.models.inference',

@@ -13,6 +13,7 @@ Nothing is pickled: weights are read from safetensors only.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -20,7 +21,8 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -421,7 +423,9 @@ def save_model(
     text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
     if folder.exists() and not folder.is_dir():
         raise InputError(f"model folder {folder} is a file")
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and (replace or any(folder.iterdir())):
+        # A training writes into the folder it claimed (claimed_folder), file by file: its
+        # folder is never removed and renamed, which another process could slip into.
         if not replace:
             raise InputError(f"model folder {folder} already exists and is not empty")
         from safetensors.torch import save as weights_bytes
@@ -447,6 +451,48 @@ def save_model(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return folder
+
+
+@contextmanager
+def claimed_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold a new model folder for the one process that writes it, from before the work
+    starts until the model is saved.
+
+    The folder is created if needed (and removed again if nothing was saved into it) and
+    locked (an ``flock`` on the folder itself, released by the system if the process dies, so
+    no lock file is left behind); it must be empty. So a
+    training never replaces a model, and of two trainings started into the same folder at
+    once the second is refused at its start instead of both ending with exit 0 and one model
+    silently replacing the other.
+
+    Raises
+    ------
+    InputError
+        The path is a file, the folder holds files already, or another process holds it.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"model folder {folder} is a file")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"model folder {folder} cannot be made: a part of its path is a file") \
+            from None
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"model folder {folder} is being written by another training; "
+                             "choose another folder") from None
+        if any(folder.iterdir()):
+            raise InputError(f"model folder {folder} already exists and is not empty")
+        yield folder
+    finally:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a refused or stopped run leaves no empty folder behind
+        os.close(descriptor)  # releases the lock
 
 
 def _graph(module: nn.Module | Mapping[str, torch.Tensor], meta: dict) -> bytes | None:

@@ -8,6 +8,7 @@ model), split, build the network and its optimiser, run the epochs, keep the bes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -28,6 +29,7 @@ from svetlana_core.models.device import cpu_threads, memory_format_for, resolve_
 from svetlana_core.models.folder import (
     FORMAT_VERSION,
     LoadedModel,
+    claimed_folder,
     library_versions,
     read_model_meta,
     read_weights,
@@ -124,8 +126,9 @@ def train(
         Checked before every batch: the run ends within one batch, keeps the best weights
         of the finished epochs (or scores the unfinished one if none finished) and saves.
     out_dir : path, optional
-        Model folder to write (must not exist, or be empty: checked before training). It is
-        written as a checkpoint each time the kept weights change (``stop_reason``
+        Model folder to write (must not exist, or be empty: checked before training, and held
+        for this run until the model is saved, so that a second training into it is refused;
+        :func:`~svetlana_core.models.claimed_folder`). It is written as a checkpoint each time the kept weights change (``stop_reason``
         ``"in progress"`` in its ``model.json``), so a worker killed mid-run leaves its best
         model so far, and rewritten at the end. None: nothing is written; the model is in
         ``Run.model``.
@@ -150,8 +153,16 @@ def train(
     -----
     Benchmarks time the passes of a run with :func:`svetlana_core.training.collect_timings`.
     """
+    with contextlib.ExitStack() as held:
+        if out_dir is not None:  # held until the model is saved: no other run writes there
+            out_dir = held.enter_context(claimed_folder(out_dir))
+        return _train(dataset, config, on_epoch, stop, out_dir, parent, groups, split)
+
+
+def _train(dataset: ObjectSet, config: TrainConfig, on_epoch: Any, stop: Any,
+           out_dir: Path | None, parent: Any, groups: Any, split: Any) -> Run:
+    """:func:`train`'s steps, once the model folder (if any) is held."""
     started = time.monotonic()
-    out_dir = _empty_folder(out_dir)
     plan = _plan(dataset, config, parent)
     config = plan.config
     set_seed(config.seed)
@@ -175,16 +186,6 @@ class _Plan:
     y: np.ndarray
     parent: Path | None
     arch_params: dict[str, Any]
-
-
-def _empty_folder(out_dir: str | os.PathLike | None) -> Path | None:
-    """``out_dir`` as a Path, refused before any work when it holds files already."""
-    if out_dir is None:
-        return None
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError(f"model folder {out_dir} already exists and is not empty")
-    return out_dir
 
 
 def _plan(dataset: ObjectSet, config: TrainConfig, parent: str | os.PathLike | None) -> _Plan:

@@ -150,3 +150,39 @@ def test_reading_a_model_folder_needs_no_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "cnn rf False", result.stderr[-1000:]
+
+
+# ---- one writer per model folder (issue 10, items 3 and 4)
+
+def test_a_claimed_folder_is_refused_to_a_second_writer_and_released_after(tmp_path):
+    target = tmp_path / "m"
+    with models.claimed_folder(target) as held:
+        assert held == target and target.is_dir()
+        with pytest.raises(InputError, match=r"model folder \S+m is being written by another "
+                                             r"training; choose another folder"):
+            with models.claimed_folder(target):
+                pass
+        (target / "model.json").write_text("{}")
+    with pytest.raises(InputError, match=r"model folder \S+m already exists and is not empty"):
+        with models.claimed_folder(target):
+            pass
+    assert (target / "model.json").read_text() == "{}"  # untouched
+
+
+def test_a_claim_that_saved_nothing_leaves_no_folder_and_a_file_is_refused(tmp_path):
+    with pytest.raises(RuntimeError):
+        with models.claimed_folder(tmp_path / "a" / "b"):
+            raise RuntimeError("the training failed")
+    assert not (tmp_path / "a" / "b").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"model folder \S+file is a file"):
+        with models.claimed_folder(tmp_path / "file"):
+            pass
+    with pytest.raises(InputError, match=r"cannot be made: a part of its path is a file"):
+        with models.claimed_folder(tmp_path / "file" / "m"):
+            pass
+    existing = tmp_path / "empty"
+    existing.mkdir()  # a folder the user made for it: kept
+    with models.claimed_folder(existing):
+        pass
+    assert existing.is_dir()
