@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from svetlana_core import models, patches
+from svetlana_core import jobs, models, patches
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 from svetlana_core.training import TrainConfig
@@ -98,4 +98,8 @@ def validate(config: dict) -> None:
     Needs no torch: the config and the architecture registry are torch-free (albumentations,
     which imports torch, only for a spec that lists its transforms).
     """
+    # First the paths, against the app's roots (configured or the default workspace): a typed
+    # JSON config must not name the server's other files, nor learn from a check whether they
+    # exist (the job API checks the configured roots again).
+    jobs.config_paths_inside_roots(config, state.data_roots())
     TrainConfig.from_dict(config).validate()

@@ -54,9 +54,10 @@ No torch here at import time: the worker imports :mod:`svetlana_core.training` i
 
 from svetlana_core.jobs.sources import FolderSource, FoldersSource, PREDICT_SOURCE_KINDS, PredictionSource, ProjectSource, SOURCE_KINDS, Source, TrainingSource, prediction_source, source_from_dict, training_source
 from svetlana_core.jobs.worker import HEARTBEAT_S, LOCK_DIR_ENV, POLL_S, lock_dir
-from svetlana_core.jobs.submit import FINAL_STATUSES, JOB_KINDS, STALE_AFTER_S, job_status, reap_dead_jobs, request_cancel, shutdown_workers, submit_prediction, submit_training, wait
+from svetlana_core.jobs.submit import CONFIG_PATHS, FINAL_STATUSES, JOB_KINDS, STALE_AFTER_S, config_paths_inside_roots, job_status, reap_dead_jobs, request_cancel, shutdown_workers, submit_prediction, submit_training, wait
 
 __all__ = [
+    'CONFIG_PATHS',
     'FINAL_STATUSES',
     'FolderSource',
     'FoldersSource',
@@ -71,6 +72,7 @@ __all__ = [
     'STALE_AFTER_S',
     'Source',
     'TrainingSource',
+    'config_paths_inside_roots',
     'job_status',
     'lock_dir',
     'prediction_source',

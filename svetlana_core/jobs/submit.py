@@ -96,6 +96,7 @@ def submit_training(
         raise InputError(f"out_name={out_name!r} is not valid: give a plain folder name")
     source = training_source(source)
     _check_roots(source)
+    config_paths_inside_roots(config_dict)
     project = Project.open(project_dir)
     run_id = project.create_run(
         "train" if kind == "cnn" else "train-rf",
@@ -162,6 +163,40 @@ def submit_prediction(
     )
     _start_worker(project, run_id, f"svetlana-predict-{run_id}")
     return run_id
+
+
+#: The config keys that name files a training worker opens: (keys, what the file is).
+CONFIG_PATHS = ((("continue_from",), "model folder to continue from"),
+                (("arch_params", "pretrained"), "pretrained weights file"))
+
+
+def config_paths_inside_roots(config: Mapping[str, Any],
+                              roots: store.Roots | None = None) -> None:
+    """Refuse a training config that names a file outside the data roots.
+
+    ``continue_from`` and ``arch_params.pretrained`` are opened by the worker (a model folder's
+    ``model.json``, weights handed to ``torch.load``): a JSON config typed on the Train page
+    must not reach the server's other files, nor learn from the errors whether they exist.
+    Checked against ``roots``, or the configured roots (``$SVETLANA_DATA_ROOT``) when given
+    none; nothing is checked when neither is set (the command line and notebooks).
+
+    Raises
+    ------
+    InputError
+        Naming the key and saying the path is outside the roots (nothing about the file).
+    """
+    roots = store.configured_roots() if roots is None else roots
+    if roots is None:
+        return
+    for keys, what in CONFIG_PATHS:
+        value: Any = config
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, (str, os.PathLike)) and str(value).strip():
+            try:
+                store.resolve_inside_roots(os.path.abspath(value), roots, what=what)
+            except InputError as error:
+                raise InputError(f"config key {'.'.join(keys)}: {error}") from None
 
 
 def _check_roots(source: TrainingSource | PredictionSource) -> None:

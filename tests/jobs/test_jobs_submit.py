@@ -3,6 +3,8 @@ and marks the runs of dead workers failed without overwriting a worker that fini
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -158,3 +160,35 @@ def test_reaping_never_overwrites_a_worker_that_finished_meanwhile(project, monk
     assert finished == [True]
     record = project.run(run_id)
     assert record["status"] == "done" and record["error"] is None
+
+
+@pytest.mark.parametrize(("key", "config", "what"), [
+    ("continue_from", {"continue_from": "{outside}/model"}, "model folder to continue from"),
+    ("arch_params.pretrained", {"arch": "resnet18",
+                                "arch_params": {"pretrained": "{outside}/weights.pth"}},
+     "pretrained weights file"),
+    ("continue_from", {"continue_from": "{lab}/../outside/model"}, "model folder to continue from"),
+])
+def test_config_paths_outside_the_data_roots_are_refused_before_a_run(
+        project, tmp_path, monkeypatch, key, config, what):
+    """A JSON config typed on the Train page named any server path: the worker opened it, its
+    errors told whether it existed, and pretrained handed it to torch.load (issue 10 item 2)."""
+    lab, outside = tmp_path / "lab", tmp_path / "outside"
+    (outside / "model").mkdir(parents=True)
+    (outside / "weights.pth").write_bytes(b"not for you")
+    lab.mkdir()
+    monkeypatch.setenv(DATA_ROOT_ENV, str(lab))
+    filled = json.loads(json.dumps(config).replace("{outside}", str(outside))
+                        .replace("{lab}", str(lab)))
+    before = len(project.runs())
+    with pytest.raises(InputError, match=rf"^config key {re.escape(key)}: {what} \S+ is outside "
+                                         r"the data roots"):
+        jobs.submit_training(project.folder, filled)
+    assert len(project.runs()) == before  # no run, no worker
+    # The Train page checks the same before submitting, against the app's roots.
+    from ui import train_form
+
+    with pytest.raises(InputError, match=rf"^config key {re.escape(key)}: {what}"):
+        train_form.validate({**filled, "epochs": 1})
+    # Inside the roots, the key is left to the training's own checks.
+    jobs.config_paths_inside_roots({"continue_from": str(lab / "model")})
