@@ -49,6 +49,7 @@ with add_upload, st.form("upload", clear_on_submit=True):
     files = st.file_uploader("Images and masks (paired by file name)", accept_multiple_files=True)
     uploaded = st.form_submit_button("Upload, check and add")
 
+batch = None
 try:
     pairs = None
     if submitted and images_dir:
@@ -56,7 +57,8 @@ try:
         masks = state.resolve_inside_roots(masks_dir) if masks_dir else None
         pairs = io.pair_files(folder, masks)
     elif uploaded and files:
-        pairs = io.pair_files(importer.save_uploads(project, files))
+        batch = importer.save_uploads(project, files)
+        pairs = io.pair_files(batch)
     if pairs is not None:
         pairs, skipped = state.pairs_inside_roots(pairs)
         for message in skipped:
@@ -66,7 +68,11 @@ try:
         st.session_state["import_report"] = report.to_dict("records")
         st.toast(f"{added} image(s) added")
         images = project.images()
+        if batch is not None:
+            importer.discard_unadded(batch, pairs, report)
 except InputError as error:
+    if batch is not None:
+        importer.discard_unadded(batch, None)
     st.error(str(error))
 if st.session_state.get("import_report"):
     with st.expander("Validation report of the last import", expanded=True):

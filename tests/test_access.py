@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 import tifffile
@@ -18,6 +19,7 @@ from svetlana_core import io, models
 from svetlana_core.demo import create_demo
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from tests.builders import current_labels
 from ui import importer, state
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
@@ -230,7 +232,7 @@ def test_upload_whose_content_is_no_image_is_refused(project, name, data, expect
 ])
 def test_upload_names_keep_only_their_last_component(project, raw, saved):
     folder = importer.save_uploads(project, [_upload(raw, _tiff_bytes(np.ones((4, 4), np.uint8)))])
-    assert folder == project.folder / "uploads"
+    assert folder.parent == project.folder / "uploads"  # a folder of its own per batch
     assert [p.name for p in folder.iterdir()] == [saved]
 
 
@@ -270,6 +272,64 @@ def test_upload_page_refuses_a_script_named_tif_and_adds_a_real_pair(lab):
     at.run()
     assert not at.error, _messages(at.error)
     assert project.images()["name"].tolist() == ["A01.tif"]
+
+
+def _upload_on_page(at: AppTest, files: list[tuple[str, bytes]]) -> None:
+    at.file_uploader[0].set_value([(name, data, "image/tiff") for name, data in files])
+    next(b for b in at.button if b.label == "Upload, check and add").click()
+    at.run()
+    assert not at.exception, _messages(at.exception)
+
+
+def test_a_re_upload_never_replaces_stored_files_or_orphans_labels(lab):
+    """Issue 10 item 1: re-uploading A01.tif (truncated) with another mask replaced the stored
+    files before they were checked; the report said "error", the stored image no longer loaded
+    and the labels pointed at another mask."""
+    project = Project.create(lab["lab"] / "projects" / "p")
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6], mask[9:14, 9:14] = 1, 2
+    image = _tiff_bytes((mask * 60).astype(np.uint8))
+    at = _app("p")
+    at.run()
+    _upload_on_page(at, [("A01.tif", image), ("A01_mask.tif", _tiff_bytes(mask))])
+    stored = project.images().iloc[0]
+    project.add_class("live")
+    project.annotate("A01.tif", 2, "live", author="ann")
+    before = {p: Path(p).read_bytes() for p in (stored["path"], stored["mask_path"])}
+
+    other = np.zeros((16, 16), np.uint16)
+    other[0:3, 0:3] = 5
+    for batch in ([("A01.tif", image[: len(image) // 2]), ("A01_mask.tif", _tiff_bytes(other))],
+                  [("A01.tif", image), ("A01_mask.tif", _tiff_bytes(other))]):  # valid, same name
+        _upload_on_page(at, batch)
+        report = pd.DataFrame(at.session_state["import_report"])
+        assert report["status"].tolist() == ["error"], report
+        assert {p: Path(p).read_bytes() for p in before} == before
+        assert io.load_pair(stored["path"], stored["mask_path"])[1].max() == 2
+        assert project.images()[["name", "path", "mask_path"]].values.tolist() == [
+            ["A01.tif", stored["path"], stored["mask_path"]]]
+        assert current_labels(project) == [("A01.tif", 2, "live")]
+    assert "already in the project" in report["message"][0]
+    # Only the first batch's files remain: refused batches leave nothing behind.
+    assert sorted(p for p in (project.folder / "uploads").rglob("*") if p.is_file()) == sorted(
+        [Path(stored["path"]), Path(stored["mask_path"])])
+
+
+def test_a_bad_upload_does_not_block_the_next_one(lab):
+    """Each batch is paired on its own (it used to re-pair the whole uploads folder, so an
+    image without its mask refused every later upload)."""
+    project = Project.create(lab["lab"] / "projects" / "p")
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6] = 1
+    at = _app("p")
+    at.run()
+    _upload_on_page(at, [("lonely.tif", _tiff_bytes(mask.astype(np.uint8)))])
+    assert any("lonely" in m for m in _messages(at.error)), _messages(at.error)
+    assert not [p for p in (project.folder / "uploads").rglob("*") if p.is_file()]
+    _upload_on_page(at, [("A02.tif", _tiff_bytes(mask.astype(np.uint8))),
+                         ("A02_mask.tif", _tiff_bytes(mask))])
+    assert not at.error, _messages(at.error)
+    assert project.images()["name"].tolist() == ["A02.tif"]
 
 
 # --------------------------------------------------------------------------- no code from files

@@ -3,6 +3,9 @@ report per file (the errors of :mod:`svetlana_core.io`)."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +49,21 @@ def _labels(mask):
 
 
 def add_valid(project: Project, pairs: list[io.Pair], report: pd.DataFrame) -> int:
-    """Register the pairs whose report status is ``ok``; returns how many were added."""
+    """Register the pairs whose report status is ``ok``; returns how many were added.
+
+    An image whose name the project holds already, from other files, is not added: its row of
+    ``report`` becomes an error saying so (changed in place), and the stored image, mask and
+    labels stay as they are.
+    """
+    stored = project.images().set_index("name")
+    for row, pair in zip(report.index, pairs):
+        name = report.at[row, "image"]
+        if report.at[row, "status"] == "ok" and name in stored.index and (
+                os.path.abspath(pair.image), os.path.abspath(pair.mask)) != (
+                stored.at[name, "path"], stored.at[name, "mask_path"]):
+            report.loc[row, ["status", "message"]] = ["error", (
+                f"image {name} is already in the project (from {stored.at[name, 'path']}); "
+                "its files and labels are kept: rename the new file to add it")]
     ok = set(report.loc[report["status"] == "ok", "image"])
     chosen = [
         {"image_path": p.image, "mask_path": p.mask,
@@ -59,15 +76,19 @@ def add_valid(project: Project, pairs: list[io.Pair], report: pd.DataFrame) -> i
 
 
 def save_uploads(project: Project, files, max_bytes: int | None = None) -> Path:
-    """Write uploaded files into ``<project>/uploads/`` after checking every one of them.
+    """Write uploaded files into a new folder of their own, ``<project>/uploads/<batch>/``,
+    after checking every one of them.
 
     Each upload must have a plain name (its last path component; not hidden), an image or
     mask extension, at most ``max_bytes`` (default :data:`MAX_UPLOAD_BYTES`, read at call
     time) and content that starts like a file of that kind (:func:`sniff_upload`). One bad
-    upload refuses the whole batch before anything is written, so a refused batch leaves
-    the folder as it was.
+    upload refuses the whole batch before anything is written. A batch never writes over a
+    file of an earlier one (a re-upload of ``A01.tif`` used to replace the stored image and
+    mask before they were checked), and is paired on its own: a bad file of one batch does
+    not block the next.
 
-    Returns the folder, to be paired with :func:`svetlana_core.io.pair_files`.
+    Returns the batch folder, to be paired with :func:`svetlana_core.io.pair_files`; files
+    that end up not added are removed with :func:`discard_unadded`.
     """
     limit = MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
     checked = []
@@ -85,11 +106,26 @@ def save_uploads(project: Project, files, max_bytes: int | None = None) -> Path:
     if len(set(names)) < len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise InputError(f"uploads name the same file more than once: {', '.join(twice)}")
-    folder = project.folder / "uploads"
-    folder.mkdir(exist_ok=True)
+    folder = project.folder / "uploads" / f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)  # new: an earlier batch's files are never written over
     for name, data in checked:
         io.atomic_write_bytes(folder / name, data)
     return folder
+
+
+def discard_unadded(folder: Path, pairs: list[io.Pair] | None,
+                    report: pd.DataFrame | None = None) -> None:
+    """Remove the files of an upload batch that were not added to the project (all of them
+    when ``pairs`` is None, e.g. the batch could not be paired), and the folder if it is left
+    empty. Files of added pairs stay: the project points at them."""
+    added = set() if report is None else set(report.loc[report["status"] == "ok", "image"])
+    keep = {p for pair in (pairs or []) if pair.image.name in added
+            for p in (pair.image, pair.mask)}
+    for path in folder.iterdir():
+        if path not in keep and path.is_file():
+            path.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def upload_name(raw: str) -> str:
