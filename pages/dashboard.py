@@ -4,7 +4,7 @@ images of a clicked well, per-condition bars from a plate map, downloads."""
 import plotly.express as px
 import streamlit as st
 
-from svetlana_core import stats
+from svetlana_core import io, stats
 from svetlana_core.errors import InputError
 from ui import plate, predictions, state
 from ui.layout import page_setup
@@ -68,8 +68,8 @@ if not per_well.empty:
                             key="dash_conditions")
 
 columns = st.columns(2)
-columns[0].download_button("Download counts per image (CSV)", per_image.to_csv(index=False),
+columns[0].download_button("Download counts per image (CSV)", io.csv_text(per_image),
                            file_name="counts_per_image.csv")
 if not per_well.empty:
-    columns[1].download_button("Download counts per well (CSV)", per_well.to_csv(index=False),
+    columns[1].download_button("Download counts per well (CSV)", io.csv_text(per_well),
                                file_name="counts_per_well.csv")

@@ -37,6 +37,9 @@ if st.session_state.get("predict_run") is not None:
 
 st.divider()
 image_name, row, image, mask = viewer.pick_image(project, images, key="predict_image")
+if st.session_state.get("predict_selected_image") not in (None, image_name):
+    st.session_state.pop("predict_selected", None)  # an object of the image shown before
+st.session_state["predict_selected_image"] = image_name
 table = project.predictions(model_dir, image_name)
 if table.empty:
     st.info("No predictions of this model for this image yet.")
@@ -59,10 +62,14 @@ with view:
 filters.caption(" · ".join(f"{c}: {n}" for c, n in subset["class"].value_counts().items()))
 
 columns = ["label", "class", "confidence"] + [c for c in table if c.startswith("p_")]
+# The table's selection is a row position: a key per view (image, model, filters) starts a new
+# view unselected, so a position never points into another, shorter or filtered, table.
+view_key = predictions.table_key(image_name, model_dir, shown, low, high)
 event = st.dataframe(subset[columns], hide_index=True, on_select="rerun",
-                     selection_mode="single-row", key="predict_table", height=250)
-if event.selection.rows:
-    st.session_state["predict_selected"] = int(subset.iloc[event.selection.rows[0]]["label"])
+                     selection_mode="single-row", key=view_key, height=250)
+rows = [r for r in event.selection.rows if r < len(subset)]
+if rows:
+    st.session_state["predict_selected"] = int(subset.iloc[rows[0]]["label"])
 selected = st.session_state.get("predict_selected")
 if selected in set(table["label"]):
     predictions.gradcam_panel(model_dir, image, mask, selected, image_name)

@@ -209,6 +209,36 @@ def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_mode
 
 
 @pytest.mark.slow
+def test_a_selected_row_never_points_into_another_table(demo_with_model):
+    """The browser audit: with row 30 selected, a shorter table (a class filter, another
+    image) raised IndexError on every rerun, or explained another object without a word."""
+    from ui import predictions
+
+    project, model_dir, run = demo_with_model
+    at = _page("demo", "pages/predict.py")
+    image = at.session_state["predict_image"] if "predict_image" in at.session_state else \
+        project.images()["name"].iloc[0]
+    key = predictions.table_key(image, model_dir, [], 0.0, 1.0)
+    at.session_state[key] = {"selection": {"rows": [30], "columns": []}}
+    at.run()
+    _no_exception(at, "predict with row 30 selected")
+    label = at.session_state["predict_selected"]
+    assert any(h.value == f"Why object {label}? (Grad-CAM)" for h in at.subheader)
+    at.session_state[key] = {"selection": {"rows": [999], "columns": []}}  # past the end
+    at.run()
+    _no_exception(at, "predict with a row past the end selected")
+    shown = project.predictions(model_dir, image)["class"].iloc[0]
+    at.multiselect(key="predict_classes").set_value([shown]).run()
+    _no_exception(at, "predict filtered to one class")
+    assert at.session_state["predict_selected"] == label  # kept, not swapped for another
+    other = project.images()["name"].iloc[1]
+    at.selectbox(key="predict_image").set_value(other).run()
+    _no_exception(at, "predict on another image")
+    assert "predict_selected" not in at.session_state
+    assert not any(h.value.startswith("Why object") for h in at.subheader)
+
+
+@pytest.mark.slow
 def test_a_failed_run_with_a_checkpoint_shows_its_error_and_its_model_can_predict(
         demo_with_model):
     # what a killed training worker leaves: status failed, the best model so far on disk

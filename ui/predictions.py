@@ -8,6 +8,8 @@ No torch import on a page that shows no Grad-CAM: :mod:`svetlana_core.explain` a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +76,14 @@ def progress_panel(project: Project, run_id: int) -> None:
     def progress() -> None:
         record = project.run(run_id)
         summary = record.get("summary") or {}
-        done, total = summary.get("finished", 0), max(summary.get("total", 1), 1)
-        st.progress(done / total, text=f"prediction run {run_id}: {record['status']} · "
-                                       f"{done}/{total} images")
+        done, total = summary.get("finished", 0), summary.get("total")
+        counted = f"{done}/{total} images" if total else "counting the images"
+        st.progress(done / total if total else 0.0,
+                    text=f"prediction run {run_id}: {record['status']} · {counted}")
+        if summary.get("text") and record["status"] not in ("queued", "running"):
+            st.caption(summary["text"])  # how many predicted, up to date, failed; the engine
+        for note in summary.get("notes", [])[:5]:
+            st.caption(note)
         for failure in summary.get("failed", [])[:10]:
             st.warning(failure)
         if record.get("error"):
@@ -85,6 +92,13 @@ def progress_panel(project: Project, run_id: int) -> None:
             st.rerun()
 
     progress()
+
+
+def table_key(image_name: str, model_dir: str, classes: list[str], low: float,
+              high: float) -> str:
+    """The widget key of the Predict page's object table for one view of it."""
+    view = json.dumps([image_name, model_dir, sorted(classes), low, high])
+    return "predict_table_" + hashlib.sha1(view.encode()).hexdigest()[:12]
 
 
 def confidence_colours(table: pd.DataFrame) -> dict[int, str]:

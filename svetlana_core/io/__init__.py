@@ -55,7 +55,7 @@ from svetlana_core.io.axes import guess_axes, to_canonical
 from svetlana_core.io.labels import read_labels_csv
 from svetlana_core.io.pairing import Files, MASK_SUFFIXES, Pair, folder_files, group_by_pattern, pair_files
 from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
-from svetlana_core.io.write import atomic_write, atomic_write_bytes, index_is_data, write_csv, write_tiff
+from svetlana_core.io.write import atomic_write, atomic_write_bytes, csv_text, formula_safe, formula_unsafe, index_is_data, write_csv, write_tiff
 
 __all__ = [
     'Files',
@@ -68,6 +68,9 @@ __all__ = [
     'folder_files',
     'group_by_pattern',
     'guess_axes',
+    'csv_text',
+    'formula_safe',
+    'formula_unsafe',
     'index_is_data',
     'load_pair',
     'pair_files',

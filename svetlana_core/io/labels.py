@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from svetlana_core.errors import InputError, listing
+from svetlana_core.io.write import formula_unsafe
 
 if TYPE_CHECKING:  # pandas loads inside the reader
     import pandas as pd
@@ -51,6 +52,8 @@ def read_labels_csv(path: str | os.PathLike) -> "pd.DataFrame":
         )
     for column in ("image", "label", "class"):
         table[column] = table[column].str.strip()
+    for column in ("image", "class"):  # names protected from spreadsheets by write_csv
+        table[column] = table[column].map(formula_unsafe)
     line = table.index.to_series() + 2  # the header is line 1
     for column in ("image", "class"):
         empty = table[column] == ""

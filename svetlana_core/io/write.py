@@ -7,6 +7,7 @@ the target, flushed to disk and renamed over it, so a reader never sees half a f
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -133,6 +134,10 @@ def _umask() -> int:
 def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     """Write a table to a UTF-8 CSV file atomically (temporary file, then rename).
 
+    Text cells that a spreadsheet would run as formulas get a ``'`` in front
+    (:func:`formula_safe`); :func:`svetlana_core.io.read_labels_csv` and the prediction tables
+    read them back as they were (:func:`formula_unsafe`).
+
     Parameters
     ----------
     path : str or PathLike
@@ -151,8 +156,56 @@ def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
         raise InputError(f"write_csv needs a pandas DataFrame, got {type(table).__name__}")
     path = Path(path)
     index = index_is_data(table)
+    table = _formula_safe_table(table)
     return atomic_write(path, lambda handle: table.to_csv(
         handle, index=index, lineterminator="\n", encoding="utf-8"))
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """The CSV text :func:`write_csv` writes (formula-safe, ``\\n`` line ends, the index
+    only when named), for a download that is not a file."""
+    return _formula_safe_table(table).to_csv(index=index_is_data(table), lineterminator="\n")
+
+
+# A text cell starting with one of these is run as a formula by Excel, LibreOffice and Google
+# Sheets when a CSV is opened (OWASP "CSV injection"): an image named "=HYPERLINK(...).tif".
+# A sign is a formula too ("-2+3", "+cmd|..."), unless the whole text is one number ("-1.5e3").
+_FORMULA = r"^(?:[=@\t\r]|[+-](?![0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?$))"
+
+
+def formula_safe(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula, with a ``'`` in front (which makes it
+    text); anything else as it is. Numbers written as text (``-1``, ``+2.5``) stay.
+
+    Examples
+    --------
+    >>> formula_safe("=2+3.tif"), formula_safe("-2+3"), formula_safe("-1"), formula_safe("live")
+    ("'=2+3.tif", "'-2+3", '-1', 'live')
+    """
+    return "'" + value if isinstance(value, str) and re.match(_FORMULA, value) else value
+
+
+def formula_unsafe(value: Any) -> Any:
+    """The text :func:`formula_safe` protected, as it was (``'=x`` -> ``=x``); reading a CSV
+    written here gives back the names that were written."""
+    if isinstance(value, str) and value.startswith("'") and re.match(_FORMULA, value[1:]):
+        return value[1:]
+    return value
+
+
+def _formula_safe_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its text cells made formula-safe (a copy only when one needs it)."""
+    import pandas as pd
+
+    text = [c for c in table.columns if table[c].dtype == object
+            or pd.api.types.is_string_dtype(table[c].dtype)]
+    risky = [c for c in text if table[c].astype(str).str.match(_FORMULA).any()]
+    if not risky:
+        return table
+    table = table.copy()
+    for column in risky:
+        table[column] = table[column].map(formula_safe)
+    return table
 
 
 def index_is_data(table: pd.DataFrame) -> bool:

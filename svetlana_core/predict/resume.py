@@ -163,7 +163,10 @@ def _read_objects(path: Path) -> pd.DataFrame:
     """A per-image table as written by a run, with the dtypes it was written with."""
     # Class names stay text even when they look like numbers or "NA"; an empty well is missing.
     text = {"image": "str", "well": "str", "class": "str"}
-    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values={"well": [""]})
+    table = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={"well": [""]})
+    for column in ("image", "class"):  # as they were before write_csv protected them
+        table[column] = table[column].map(io.formula_unsafe)
+    return table
 
 
 def _up_to_date(

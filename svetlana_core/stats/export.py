@@ -47,6 +47,10 @@ def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame
         Not an ``.xlsx`` path, a missing folder, no sheets, a value that is not a DataFrame,
         or a sheet name Excel refuses (empty, over 31 characters, one of ``[]:*?/\\``, a
         leading or trailing apostrophe, or the same name twice ignoring case).
+
+    Notes
+    -----
+    No cell is a formula: text starting with ``=`` is written as text (:func:`_no_formulas`).
     """
     path = Path(out_path)
     if path.suffix.lower() != ".xlsx":
@@ -57,8 +61,19 @@ def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame
         with pd.ExcelWriter(handle, engine="openpyxl") as writer:
             for name, table in sheets.items():
                 table.to_excel(writer, sheet_name=name, index=index_is_data(table))
+                _no_formulas(writer.sheets[name])
 
     return io.atomic_write(path, write)
+
+
+def _no_formulas(sheet: Any) -> None:
+    """Every cell as text or number: openpyxl stores a string that starts with ``=`` as a
+    formula, so an image named ``=HYPERLINK(...).tif`` would be live in the workbook. Our
+    tables hold data only; such cells are typed back to strings (shown as written)."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.data_type == "f":
+                cell.data_type = "s"
 
 
 def _check_sheets(sheets: Any) -> None:

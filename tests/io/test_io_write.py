@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -69,3 +70,58 @@ def test_atomic_write_bytes(tmp_path):
     atomic_write_bytes(path, b"second")
     assert path.read_bytes() == b"second"
     assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+# ---- formulas in exports (issue 10, item 9)
+
+HOSTILE = ["=2+3.tif", '=HYPERLINK("http://evil.example","click")', "+cmd|' /C calc'!A0",
+           "@SUM(A1:A9)", "-2+3"]
+HARMLESS = ["-1", "+2.5", "-.5", "-1.5e3", "live", "a, b", 'say "hi"', "", "naïve 細胞"]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_csv_text_cells_never_start_a_formula_and_read_back_as_written(tmp_path):
+    from svetlana_core.io import formula_unsafe, read_labels_csv, write_csv
+
+    names = HOSTILE + HARMLESS[:-2] + HARMLESS[-1:]
+    table = pd.DataFrame({"image": [f"{n}.tif" if n else "x.tif" for n in names],
+                          "label": range(1, len(names) + 1),
+                          "class": [n or "blank" for n in names]})
+    path = write_csv(tmp_path / "labels.csv", table)
+    cells = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("image", "class"):
+        for cell, name in zip(cells[column], table[column]):
+            assert cell[:1] not in ("=", "@", "+", "-") or _is_number(cell), cell
+            assert formula_unsafe(cell) == name
+    back = read_labels_csv(path)
+    assert back[["image", "class"]].values.tolist() == table[["image", "class"]].values.tolist()
+
+
+def test_numbers_written_as_text_and_plain_names_are_left_alone(tmp_path):
+    from svetlana_core.io import csv_text, formula_safe
+
+    assert [formula_safe(n) for n in HARMLESS] == HARMLESS
+    assert [formula_safe(n) for n in ("\tx", "\rx", "-x")] == ["'\tx", "'\rx", "'-x"]
+    assert formula_safe(3) == 3 and formula_safe(None) is None
+    plain = pd.DataFrame({"class": HARMLESS})
+    assert csv_text(plain) == plain.to_csv(index=False, lineterminator="\n")
+
+
+def test_the_workbook_holds_no_formula(tmp_path):
+    import openpyxl
+
+    from svetlana_core.stats import export_tables
+
+    table = pd.DataFrame({"image": HOSTILE, "n": range(len(HOSTILE))})
+    path = export_tables(tmp_path / "results.xlsx", {"objects": table})
+    sheet = openpyxl.load_workbook(path)["objects"]
+    cells = [cell for row in sheet.iter_rows() for cell in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert sheet["A2"].value == "=2+3.tif" and sheet["A3"].value.startswith("=HYPERLINK")
