@@ -54,7 +54,7 @@ except InputError as error:
 all_runs = runs.training_runs(project)
 if not all_runs.empty:
     ids = all_runs["id"].tolist()
-    wanted = int(st.query_params.get("run", ids[0]))
+    wanted = state.int_param("run", ids[0])  # ?run=abc or 1e3 from a hand-typed link
     run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0,
                           format_func=runs.run_label(all_runs))
     st.query_params["run"] = str(run_id)

@@ -430,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
         # OS errors carry the file name; one line is enough for the user.
         print(f"error: {error.strerror}: {error.filename}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:  # a full disk, a quota, ulimit -f met outside io.atomic_write
+        from svetlana_core.errors import storage_error
+
+        print(f"error: {storage_error(error, error.filename or 'a file')}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -17,6 +17,37 @@ class InputError(ValueError):
     """Bad user input: the message names the file or value and what is wrong with it."""
 
 
+class StorageError(InputError):
+    """The disk or the project database could not do what was asked (full, read-only, locked
+    by another program, damaged): the message names the file, says what happened and that
+    nothing stored was changed. An :class:`InputError`, so the CLI and the app show one line.
+    """
+
+
+#: errno values of a write that ran out of room: what happened, and what to do.
+_NO_ROOM = {28: ("no space left on the disk", "free some space and run again"),
+            122: ("the disk quota is used up", "free some space and run again"),
+            27: ("the file is larger than this process may write (ulimit -f)",
+                 "raise the limit or write elsewhere")}
+
+
+def storage_error(error: OSError, path: Any, action: str = "write") -> InputError:
+    """One clear line for an OS error met while reading or writing ``path``.
+
+    Examples
+    --------
+    >>> str(storage_error(OSError(28, "No space left on device"), "out/objects.csv"))
+    'cannot write out/objects.csv: no space left on the disk (nothing was replaced; free some space and run again)'
+    """
+    if error.errno in _NO_ROOM:
+        what, remedy = _NO_ROOM[error.errno]
+        return StorageError(f"cannot {action} {path}: {what} (nothing was replaced; {remedy})")
+    if error.errno in (13, 30, 1):  # EACCES, EROFS, EPERM
+        return StorageError(f"cannot {action} {path}: {error.strerror or 'permission denied'} "
+                            "(the folder is read-only for this server)")
+    return StorageError(f"cannot {action} {path}: {error.strerror or error}")
+
+
 def byte_size(n_bytes: int) -> str:
     """A size for a message, in decimal units: ``1.8 GB``, ``2.05 kB``, ``130 bytes``."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):

@@ -280,6 +280,17 @@ def test_a_random_forest_predicts_on_the_predict_page_and_says_why_no_gradcam(de
     assert any("is a random forest: Grad-CAM explains a CNN" in i.value for i in at.info)
 
 
+@pytest.mark.parametrize("value", ["abc", "1e3", "-1", "99999999999999999999999"])
+def test_a_hand_typed_run_id_in_the_url_is_ignored(demo_with_model, value):
+    """?run=abc or ?run=1e3 on the Train page was a ValueError on every load (issue 10)."""
+    at = _app("demo")
+    at.query_params["run"] = value
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    _no_exception(at, f"train with ?run={value}")
+
+
 def test_train_page_previews_labelled_patches_at_the_chosen_size(demo):
     at = _page("demo", "pages/train.py")
     assert any("Patches as the network sees them" in c.value and "automatic" in c.value

@@ -177,6 +177,17 @@ CASES: list[Case] = [
     Case("model-json-huge-patch", r"model\.json key 'patch_size' must be 2 positive integers "
          r"\(at most 4096\), got \[100000, 100000\]",
          lambda w: w.model(meta={"patch_size": [100000] * 2})),
+    Case("model-json-a-billion-channels", r"model\.json key 'in_channels' is 1000000000; at "
+         r"most 1025", lambda w: w.model(meta={"in_channels": 10**9,
+                                              "image_channels": 10**9 - 1})),
+    Case("model-json-dilation-1e30", r"model\.json key 'dilation' must be from 0 to 4096, got "
+         r"1000000000000000000000000000000", lambda w: w.model(meta={"dilation": 10**30})),
+    Case("model-weights-changed-after-export", r"weights\.safetensors is not the one \S+model"
+         r"\.onnx was exported from", lambda w: w.predict_only(w.model_with_other_weights())),
+    Case("model-with-nan-weights", r"failed: A01\.tif: the model gives non-finite probabilities "
+         r"for \d+ of the objects: its weights hold NaN", lambda w: w.predict_nan_model()),
+    Case("float-mask-label-1e20", r"mask \S*big\.tif has label 1e\+20, above the largest label",
+         lambda w: w.pair(mask=w.tiff("big.tif", w.mask_with(42, 1e20, np.float64)))),
     Case("model-weights-missing", r"weights\.safetensors not found: the model folder has no "
          r"weights", lambda w: w.model(lambda d: (d / "weights.safetensors").unlink())),
     Case("model-weights-not-safetensors", r"weights\.safetensors cannot be read as safetensors",
@@ -471,6 +482,34 @@ class World:
             after=self._no_code_ran,
         )
 
+    def predict_only(self, model: Path) -> Attempt:
+        """Prediction of a model that torch still loads: only the CPU path refuses it."""
+        return self.predict(model)
+
+    def model_with_other_weights(self) -> Path:
+        import shutil
+
+        from tests.builders import cnn_model_folder
+
+        folder = shutil.copytree(self.model_dir, self.tmp / "model")
+        other = cnn_model_folder(self.tmp / "other", seed=3, **_same_network(self.model_dir))
+        shutil.copy(other / "weights.safetensors", folder / "weights.safetensors")
+        return folder
+
+    def predict_nan_model(self) -> Attempt:
+        """A model whose weights are all NaN (saved as it is), on one image."""
+        import torch
+
+        loaded = models.load_model(self.model_dir)
+        with torch.no_grad():
+            for parameter in loaded.module.parameters():
+                parameter.fill_(float("nan"))
+        folder = models.save_model(self.tmp / "nan", loaded.module, loaded.meta)
+        images = self.tmp / "one"
+        images.mkdir()
+        tifffile.imwrite(images / "A01.tif", self.image)
+        return self.predict(folder, images)
+
     def predict_two_channels(self) -> Attempt:
         """One 2-channel image (one failed image is one stderr line) for a 1-channel model."""
         images = self.tmp / "two"
@@ -583,6 +622,23 @@ def test_bad_input(case, world, capsys):
         assert not (attempt.project.folder.parent / "model").exists()
     if attempt.after is not None:
         attempt.after()
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line_and_creates_no_project(world, tmp_path):
+    """Issue 10 item 10: a non-UTF-8 byte in a file name was a traceback, and the refused
+    import left an empty project behind."""
+    import os
+    import shutil
+
+    images = tmp_path / "odd"
+    shutil.copytree(world.images_dir, images)
+    name = os.fsdecode(b"A0\xff.tif")
+    shutil.copy(world.images_dir / "A01.tif", images / name)
+    target = tmp_path / "new-project"
+    code = main(["import-labels", str(target), "--images", str(images), "--masks",
+                 str(world.masks_dir), "--labels", str(world.labels_csv)])
+    assert code == 2
+    assert not target.exists()
 
 
 def test_a_bad_import_creates_no_project(world, tmp_path):
@@ -702,3 +758,10 @@ def test_mask_with_100000_objects_is_handled_in_bounded_memory(world):
     assert (table["area"] == 4).all()
     assert report[["status", "objects"]].values.tolist() == [["ok", 111_556]]
     assert peak < 200 * 2**20  # the mask is 4 MB
+
+
+def _same_network(model_dir: Path) -> dict:
+    """The meta keys that fix a model folder's network, for a second one of the same shape."""
+    meta = json.loads((model_dir / "model.json").read_text())
+    return {key: meta[key] for key in ("arch", "arch_params", "classes", "in_channels",
+                                       "image_channels", "patch_size", "spatial_dims")}

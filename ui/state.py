@@ -150,3 +150,10 @@ def author_field() -> None:
 
 def _keep_name() -> None:
     st.session_state[AUTHOR_NAME_KEY] = st.session_state[AUTHOR_KEY]
+
+
+def int_param(name: str, default: int) -> int:
+    """The integer in query parameter ``name`` (``?run=12``), or ``default`` when it is missing
+    or is not a plain integer (a link typed or cut by hand: ``?run=abc``, ``?run=1e3``)."""
+    text = str(st.query_params.get(name, "")).strip()
+    return int(text) if text.isdigit() and len(text) < 19 else default

@@ -145,13 +145,21 @@ def _one_mask_each(
 
 
 def _list_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    return [
+    files = [
         Path(entry.path)
         for entry in os.scandir(folder)
         if entry.is_file()
         and not entry.name.startswith(".")
         and os.path.splitext(entry.name)[1].lower() in extensions
     ]
+    for path in files:
+        try:  # names are stored as UTF-8 text (project, tables): say which one cannot be
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(path.name)
+            raise InputError(f"file name {shown!r} in folder {folder} is not valid UTF-8 text: "
+                             "rename the file") from None
+    return files
 
 
 def _mask_suffix(path: Path) -> str | None:

@@ -233,6 +233,10 @@ def _validate_mask(array: np.ndarray, path: Path, relabel_binary: bool) -> np.nd
 def _integral_float_mask(array: np.ndarray, path: Path) -> np.ndarray:
     if not np.isfinite(array).all():
         raise InputError(f"mask {path} is float with NaN or infinite values")
+    if array.max() >= 2.0**63:  # would wrap negative as int64
+        raise InputError(
+            f"mask {path} has label {array.max():g}, above the largest label {_MAX_LABEL} "
+            "(2**63 - 1) that object tables and projects can hold: renumber the objects")
     if not np.array_equal(array, np.floor(array)):
         raise InputError(
             f"mask {path} is float with non-integer values; expected integer labels"

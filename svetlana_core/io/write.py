@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import tifffile
 
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, storage_error
 
 if TYPE_CHECKING:  # pandas loads in write_csv: reading and writing images do not need it
     import pandas as pd
@@ -97,12 +97,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
     ------
     InputError
         If the folder of `path` does not exist.
+    StorageError
+        When the disk refuses the write (full, over quota, read-only, ``ulimit -f``): one line
+        naming `path`; the temporary file is removed and an existing `path` is untouched.
     """
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: folder {folder} does not exist")
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.",
+                                                 suffix=".tmp")
+    except OSError as error:
+        raise storage_error(error, path) from None
     os.close(descriptor)  # reopened by name: tifffile wants a file object with a path
     try:
         with open(temporary, "wb") as handle:
@@ -113,6 +120,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         # would have, so that colleagues sharing the project folder can read it.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, a quota, ulimit -f: the old file is kept
+        Path(temporary).unlink(missing_ok=True)
+        raise storage_error(error, path) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -159,12 +159,12 @@ def export_folder(folder: str | os.PathLike) -> Path:
     OSError
         When the folder cannot be written (the caller decides what to do).
     """
-    from svetlana_core.models.folder import MODEL_FILE, load_model
+    from svetlana_core.models.folder import MODEL_FILE, WEIGHTS_FILE, load_model
 
     folder = Path(folder)
     loaded = load_model(folder, device="cpu")
     graph = onnx_graph(loaded.module, loaded.meta["in_channels"], loaded.patch_size)
-    meta = {**loaded.meta, "onnx": onnx_record(graph)}
+    meta = {**loaded.meta, "onnx": onnx_record(graph, (folder / WEIGHTS_FILE).read_bytes())}
     if not os.access(folder, os.W_OK):
         raise PermissionError(13, "Permission denied", str(folder))
     path = svio.atomic_write_bytes(folder / ONNX_FILE, graph)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from svetlana_core import io
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, storage_error
 from svetlana_core.models.device import memory_format_for, resolve_device
 from svetlana_core.models.inference import ONNX_FILE, check_onnx_record, onnx_record
 from svetlana_core.patches import MODES as PATCH_MODES
@@ -124,8 +124,10 @@ _RF_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
         ("params", dict), ("forest_sha256", str))
 }
 
-#: Largest patch side (pixels) that a model.json may declare.
+#: Largest patch side (pixels) that a model.json may declare (and largest dilation).
 MAX_PATCH_SIZE = 4096
+#: Most image channels a model may read (a microscope's spectral stack stays far below).
+MAX_CHANNELS = 1024
 
 #: What :func:`model_kind` answers, and the ``kind`` :func:`read_model_meta` may insist on.
 MODEL_KINDS = ("cnn", "rf")
@@ -165,6 +167,9 @@ def _check_meta(meta: Any, path: Path) -> dict:
         )
     if meta["spatial_dims"] not in (2, 3):
         raise InputError(f"{path} key 'spatial_dims' must be 2 or 3, got {meta['spatial_dims']!r}")
+    if meta["in_channels"] > MAX_CHANNELS + 1:  # a tampered file must not allocate terabytes
+        raise InputError(f"{path} key 'in_channels' is {meta['in_channels']}; at most "
+                         f"{MAX_CHANNELS + 1} (image channels + the mask)")
     if meta["in_channels"] < 1 or meta["image_channels"] != meta["in_channels"] - 1:
         raise InputError(
             f"{path} keys 'in_channels' ({meta['in_channels']}) and 'image_channels' "
@@ -184,8 +189,9 @@ def _check_meta(meta: Any, path: Path) -> dict:
             raise InputError(
                 f"{path} key {key!r} must be one of {list(choices)}, got {meta[key]!r}"
             )
-    if meta["dilation"] < 0:
-        raise InputError(f"{path} key 'dilation' must be >= 0, got {meta['dilation']!r}")
+    if not 0 <= meta["dilation"] <= MAX_PATCH_SIZE:
+        raise InputError(f"{path} key 'dilation' must be from 0 to {MAX_PATCH_SIZE}, got "
+                         f"{meta['dilation']!r}")
     check_onnx_record(meta.get("onnx"), path)
     return meta
 
@@ -412,14 +418,15 @@ def save_model(
         When ``meta`` lacks a key or has a bad value, or ``folder`` exists and is not empty
         (without ``replace``), or is not a folder.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as weights_bytes
 
     folder = Path(folder)
     meta = _check_meta(plain({**meta, "onnx": None}), folder / MODEL_FILE)
     state = module.state_dict() if hasattr(module, "state_dict") else module
     state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    weights = weights_bytes(state, {"format": "pt"})
     graph = _graph(module, meta)
-    meta["onnx"] = None if graph is None else onnx_record(graph)
+    meta["onnx"] = None if graph is None else onnx_record(graph, weights)
     text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
     if folder.exists() and not folder.is_dir():
         raise InputError(f"model folder {folder} is a file")
@@ -428,9 +435,7 @@ def save_model(
         # folder is never removed and renamed, which another process could slip into.
         if not replace:
             raise InputError(f"model folder {folder} already exists and is not empty")
-        from safetensors.torch import save as weights_bytes
-
-        io.atomic_write_bytes(folder / WEIGHTS_FILE, weights_bytes(state, {"format": "pt"}))
+        io.atomic_write_bytes(folder / WEIGHTS_FILE, weights)
         if graph is None:
             (folder / ONNX_FILE).unlink(missing_ok=True)
         else:
@@ -440,13 +445,16 @@ def save_model(
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        save_file(state, str(temporary / WEIGHTS_FILE), metadata={"format": "pt"})
+        (temporary / WEIGHTS_FILE).write_bytes(weights)
         if graph is not None:
             (temporary / ONNX_FILE).write_bytes(graph)
         (temporary / MODEL_FILE).write_text(text, encoding="utf-8")
         if folder.exists():
             folder.rmdir()  # empty (checked above); rename cannot replace it everywhere
         os.replace(temporary, folder)
+    except OSError as error:  # a full disk: no half folder is left
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise storage_error(error, folder) from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

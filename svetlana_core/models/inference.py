@@ -72,9 +72,17 @@ class OnnxModel:
         return self.session.run([self._names[1]], {self._names[0]: batch})[0]
 
 
-def onnx_record(graph: bytes) -> dict[str, Any]:
-    """What ``model.json`` says of a ``model.onnx`` holding ``graph``."""
-    return {"file": ONNX_FILE, "sha256": hashlib.sha256(graph).hexdigest(), "opset": ONNX_OPSET}
+def onnx_record(graph: bytes, weights: bytes) -> dict[str, Any]:
+    """What ``model.json`` says of a ``model.onnx`` holding ``graph``, exported from the
+    ``weights.safetensors`` holding ``weights`` (so a graph and weights that were changed
+    apart are refused, like a changed graph)."""
+    return {"file": ONNX_FILE, "sha256": hashlib.sha256(graph).hexdigest(), "opset": ONNX_OPSET,
+            "weights_sha256": hashlib.sha256(weights).hexdigest()}
+
+
+def _is_sha(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef"
+                                                               for c in value)
 
 
 def check_onnx_record(record: Any, path: Path) -> None:
@@ -84,13 +92,14 @@ def check_onnx_record(record: Any, path: Path) -> None:
     """
     if record is None:
         return
-    sha = record.get("sha256") if isinstance(record, dict) else None
-    if not isinstance(record, dict) or record.get("file") != ONNX_FILE or not (
-            isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
-    ) or not isinstance(record.get("opset"), int) or isinstance(record.get("opset"), bool):
+    if not isinstance(record, dict) or record.get("file") != ONNX_FILE \
+            or not _is_sha(record.get("sha256")) \
+            or not isinstance(record.get("opset"), int) or isinstance(record.get("opset"), bool) \
+            or not _is_sha(record.get("weights_sha256", "0" * 64)):
         raise InputError(
             f"{path} key 'onnx' must be null or {{\"file\": \"{ONNX_FILE}\", \"sha256\": "
-            f"<64 hex digits>, \"opset\": <integer>}}, got {json.dumps(record)[:200]}"
+            f"<64 hex digits>, \"opset\": <integer>, \"weights_sha256\": <64 hex digits>}}, "
+            f"got {json.dumps(record)[:200]}"
         )
 
 
@@ -156,7 +165,7 @@ def load_onnx(folder: str | os.PathLike, threads: int | None = None) -> OnnxMode
         validate_params(meta["arch"], meta["arch_params"], meta["spatial_dims"])
     except InputError as error:
         raise InputError(f"{folder / MODEL_FILE} keys 'arch'/'arch_params': {error}") from None
-    check_weights_file(folder)  # the weights are the model; the graph is derived from them
+    weights = check_weights_file(folder)  # the weights are the model; the graph comes from them
     path = folder / ONNX_FILE
     if not meta.get("onnx"):
         raise InputError(f"{folder / MODEL_FILE} has no 'onnx' record: the folder predates "
@@ -171,6 +180,12 @@ def load_onnx(folder: str | os.PathLike, threads: int | None = None) -> OnnxMode
             f"{path} does not match the sha256 recorded in {MODEL_FILE}: it was changed after "
             f"the model was saved (export it again: python -m svetlana_core export-onnx {folder})"
         )
+    expected = meta["onnx"].get("weights_sha256")
+    if expected is not None and hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
+        raise InputError(
+            f"{weights} is not the one {path} was exported from (see {MODEL_FILE}): the weights "
+            f"were changed after the model was saved (export the graph again: python -m "
+            f"svetlana_core export-onnx {folder})")
     try:
         session = _session(graph, threads)
     except Exception as error:  # onnxruntime raises its own exception types

@@ -210,6 +210,10 @@ def predict_image(
         probabilities = _network_probabilities(model, spec, image, mask, table, device,
                                                (batch_size, chunk_objects), timings)
 
+    broken = ~np.isfinite(probabilities).all(axis=1)
+    if broken.any():  # NaN or inf weights: every object would be called the first class
+        raise InputError(f"the model gives non-finite probabilities for {int(broken.sum())} "
+                         "of the objects: its weights hold NaN or infinite values (retrain it)")
     mark = time.perf_counter()
     objects, index = _objects(classes, table, probabilities)
     class_map = _paint(mask, objects["label"].to_numpy(), index + 1,

@@ -6,9 +6,16 @@ import os
 import atexit
 import sqlite3
 import threading
+import time
+from pathlib import Path
+
+from svetlana_core.errors import StorageError
 
 DB_NAME = "project.sqlite"
 BUSY_TIMEOUT_S = 10.0
+#: How long a write waits in all for a database another program keeps locked (SQLite's own
+#: busy timeout, retried), before it gives up and says so: a click's label is worth a wait.
+LOCK_WAIT_S = 60.0
 #: ``PRAGMA synchronous`` of every connection; see the module docstring for why not FULL.
 SYNCHRONOUS = "NORMAL"
 
@@ -57,3 +64,44 @@ def _forget_keepers_in_child() -> None:
 _inherited_keepers: list[sqlite3.Connection] = []
 atexit.register(_close_keepers)
 os.register_at_fork(after_in_child=_forget_keepers_in_child)
+
+
+def _begin(conn: sqlite3.Connection, begin: str, path: Path) -> None:
+    """Start a transaction, waiting up to :data:`LOCK_WAIT_S` for a lock held elsewhere.
+
+    Each try waits :data:`BUSY_TIMEOUT_S` inside SQLite; a database locked longer (another
+    program's long transaction, a backup tool) is tried again until the bound, then refused
+    with one line: nothing was stored.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            conn.execute(begin)
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise StorageError(
+                    f"project database {path} is locked by another program (waited "
+                    f"{LOCK_WAIT_S:.0f} s); nothing was stored: try again when it is done"
+                ) from None
+
+
+def database_error(error: sqlite3.Error, path: Path) -> StorageError:
+    """One line for what SQLite said about the project database ``path``."""
+    if isinstance(error, StorageError):
+        return error
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        why = "is locked by another program; nothing was stored: try again when it is done"
+    elif "malformed" in text or "not a database" in text or "corrupt" in text:
+        why = (f"is damaged ({text}): restore project.sqlite and its -wal file from a backup; "
+               "nothing was changed")
+    elif "readonly" in text or "read-only" in text:
+        why = "is read-only for this server: it can be read, nothing can be stored"
+    elif "full" in text or "disk I/O" in text:
+        why = f"could not be written ({text}): free some disk space; nothing was stored"
+    else:
+        why = f"failed: {text}"
+    return StorageError(f"project database {path} {why}")

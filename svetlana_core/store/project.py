@@ -30,16 +30,18 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, StorageError
 from svetlana_core.store.annotations import _Annotations
 from svetlana_core.store.classes import _Classes
 from svetlana_core.store.connection import (
     BUSY_TIMEOUT_S,
     DB_NAME,
     SYNCHRONOUS,
+    _begin,
     _keep_open,
     _keepers,
     _keepers_lock,
+    database_error,
 )
 from svetlana_core.store.images import _Images
 from svetlana_core.store.predictions import _Predictions
@@ -179,7 +181,17 @@ class Project(_Images, _Classes, _Annotations, _Runs, _Predictions):
         if keeper is not None:
             keeper.close()
 
+    @property
+    def read_only(self) -> bool:
+        """Whether this process cannot write the project (a read-only folder, disk or file):
+        it is then opened for reading only, and every write says so in one line."""
+        return not os.access(self._folder, os.W_OK) or (
+            self.db_path.exists() and not os.access(self.db_path, os.W_OK))
+
     def _initialise(self) -> None:
+        if self.read_only:
+            self._check_read_only()
+            return
         self.models_dir.mkdir(exist_ok=True)
         self.outputs_dir.mkdir(exist_ok=True)
         try:
@@ -222,9 +234,25 @@ class Project(_Images, _Classes, _Annotations, _Runs, _Predictions):
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def _check_read_only(self) -> None:
+        """Open a project that cannot be written: it must exist and be up to date."""
+        if not self.db_path.is_file():
+            raise StorageError(f"cannot create project {self.folder}: the folder is read-only")
+        with self._read() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise StorageError(f"project {self.folder} is read-only and has schema version "
+                               f"{version}: it must be opened once where it can be written to "
+                               f"be upgraded to {SCHEMA_VERSION}")
+
     def _uri(self, create: bool = False) -> str:
+        path = urllib.parse.quote(str(self.db_path))
+        if not create and self.read_only:
+            # WAL needs to write its -shm file even to read: a project nobody can write (a
+            # read-only share, an archive) is read as immutable instead, which needs none.
+            return f"file:{path}?mode=ro&immutable=1"
         mode = "rwc" if create else "rw"  # only create() may make a database file
-        return f"file:{urllib.parse.quote(str(self.db_path))}?mode={mode}"
+        return f"file:{path}?mode={mode}"
 
     def _connect(self, create: bool = False) -> sqlite3.Connection:
         try:
@@ -240,6 +268,9 @@ class Project(_Images, _Classes, _Annotations, _Runs, _Predictions):
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
             conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as error:
+            conn.close()
+            raise database_error(error, self.db_path) from None
         except BaseException:
             conn.close()
             raise
@@ -257,7 +288,7 @@ class Project(_Images, _Classes, _Annotations, _Runs, _Predictions):
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         conn = self._connect()
         try:
-            conn.execute(begin)
+            _begin(conn, begin, self.db_path)
             try:
                 yield conn
             except BaseException:
@@ -265,5 +296,7 @@ class Project(_Images, _Classes, _Annotations, _Runs, _Predictions):
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise database_error(error, self.db_path) from None
         finally:
             conn.close()

@@ -207,8 +207,9 @@ class TrainConfig:
         ):
             if getattr(self, key) not in choices:
                 raise _choice_error(key, getattr(self, key), choices)
-        if not is_int(self.dilation) or self.dilation < 0:
-            raise InputError(f"dilation={self.dilation!r} is not valid; give an integer >= 0")
+        if not is_int(self.dilation) or not 0 <= self.dilation <= 4096:
+            raise InputError(f"dilation={self.dilation!r} is not valid; give an integer from 0 "
+                             "to 4096 (pixels)")
         if self.augment is not None and not isinstance(self.augment, (Mapping, list, tuple)):
             raise InputError(
                 f"augment={self.augment!r} is not valid; give an augmentation spec dict or None"

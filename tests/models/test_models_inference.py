@@ -72,8 +72,9 @@ def test_the_folder_records_its_graph(folder):
     graph = (folder / models.ONNX_FILE).read_bytes()
     import hashlib
 
+    weights = (folder / "weights.safetensors").read_bytes()
     assert meta["onnx"] == {"file": "model.onnx", "sha256": hashlib.sha256(graph).hexdigest(),
-                            "opset": 17}
+                            "opset": 17, "weights_sha256": hashlib.sha256(weights).hexdigest()}
     # Same weights, same bytes: a re-export is reproducible.
     again = models.export_folder(folder)
     assert again.read_bytes() == graph
@@ -98,6 +99,24 @@ def test_a_tampered_graph_is_refused(folder):
         models.load_predictor(folder, device="cpu")
 
 
+def test_weights_changed_apart_from_the_graph_are_refused(folder, tmp_path):
+    """The graph runs, the weights are the model (Grad-CAM, retraining): changed apart, the
+    two would disagree silently. (Also what a kill between a checkpoint's weights and its
+    model.json leaves; export-onnx makes them agree again.)"""
+    other = cnn_model_folder(tmp_path / "other", seed=7, arch_params={"depth": 1, "width": 4},
+                             classes=["bright", "dark"])
+    shutil.copy(other / "weights.safetensors", folder / "weights.safetensors")
+    with pytest.raises(InputError, match=r"weights.safetensors is not the one \S+model.onnx was "
+                                         r"exported from .*export-onnx"):
+        models.load_predictor(folder, device="cpu")
+    models.export_folder(folder)
+    onnx = models.load_predictor(folder, device="cpu")
+    x = _patches((2, 16, 16), n=4)
+    with torch.inference_mode():
+        expected = torch.softmax(models.load_model(other).module(torch.from_numpy(x)), 1).numpy()
+    np.testing.assert_allclose(predict_patches(onnx, x), expected, atol=1e-5)
+
+
 def test_another_models_graph_is_refused_even_with_its_hash(folder, tmp_path):
     other = cnn_model_folder(tmp_path / "three", arch_params={"depth": 1, "width": 4},
                              classes=["a", "b", "c"])
@@ -108,7 +127,9 @@ def test_another_models_graph_is_refused_even_with_its_hash(folder, tmp_path):
         target = shutil.copytree(folder, tmp_path / f"swap-{source.name}")
         shutil.copy(source / models.ONNX_FILE, target / models.ONNX_FILE)
         meta = json.loads((target / "model.json").read_text())
-        meta["onnx"] = json.loads((source / "model.json").read_text())["onnx"]
+        # The other graph and its hash, claimed to come from these weights.
+        meta["onnx"] = {**json.loads((source / "model.json").read_text())["onnx"],
+                        "weights_sha256": meta["onnx"]["weights_sha256"]}
         (target / "model.json").write_text(json.dumps(meta))
         with pytest.raises(InputError, match=message):
             models.load_onnx(target)

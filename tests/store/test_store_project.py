@@ -74,7 +74,8 @@ def test_create_in_a_file_raises(tmp_path):
 
 def test_open_rejects_a_file_that_is_not_a_database(tmp_path):
     (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(InputError, match="cannot open project database .*project.sqlite: file is not a database"):
+    with pytest.raises(InputError, match=r"project database .*project.sqlite is damaged \(file is "
+                                         r"not a database\): restore project.sqlite"):
         Project.open(tmp_path)
 
 
