@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from svetlana_core.baseline import BaselineModel, load_baseline, train_baseline
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, StorageError
 from svetlana_core.objects import SHAPE_FEATURES_3D, object_features
 
 
@@ -225,7 +225,7 @@ def test_save_replaces_files_atomically(trained, tmp_path, monkeypatch):
         raise OSError("No space left on device")
 
     monkeypatch.setattr(np, "savez", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StorageError, match=r"cannot write \S+forest\.npz: No space left"):
         model.save(folder)
     monkeypatch.undo()
     assert {name: (folder / name).read_bytes() for name in before} == before
