@@ -1,8 +1,8 @@
 """Long work (training, batch prediction) in a worker process that reports to the project store.
 
 The app never trains in its own process: a thread of the Streamlit server slows every click
-(FIELD-NOTES), so :func:`submit_training` (and :func:`submit_prediction`) starts a *spawned*
-process and returns a run id at once. The worker writes everything to the store (status, pid,
+(FIELD-NOTES), so :func:`submit_training` (and :func:`submit_prediction`) starts a worker, a
+fresh ``python`` process, and returns a run id at once. The worker writes everything to the store (status, pid,
 device, one row per epoch, heartbeat, the model folder, the error) and the page polls the
 store; the store, not the process object, is the truth, so a reloaded page or another user
 sees the same job.
@@ -45,9 +45,8 @@ same. Marking a dead worker's run failed is conditional in the same way
 Exit of the submitting process
 ------------------------------
 :func:`shutdown_workers` is registered with :mod:`atexit`: it sends ``SIGTERM`` to the workers
-this process started (they stop and save), waits for them, and kills what is left. Without it
-multiprocessing would wait for a non-daemon worker at exit, and a daemonic one would be killed
-without saving.
+this process started (they stop and save), waits for them, and kills what is left; a worker
+is never left running without the process that watches it.
 
 No torch here at import time: the worker imports :mod:`svetlana_core.training` itself.
 """

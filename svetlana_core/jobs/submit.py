@@ -1,7 +1,7 @@
 """The job API the app calls: submit a training or a prediction, follow it, cancel it.
 
 :func:`submit_training` and :func:`submit_prediction` check their arguments, record a
-``queued`` run in the project and start a spawned worker process (:mod:`svetlana_core.jobs.worker`)
+``queued`` run in the project and start a worker process (:mod:`svetlana_core.jobs.worker`)
 that does the rest; they return the run id at once. The store is the truth about a run:
 :func:`job_status` and :func:`wait` read it, :func:`request_cancel` writes its cancel flag,
 :func:`reap_dead_jobs` marks the runs of vanished workers failed, and :func:`shutdown_workers`
@@ -11,9 +11,9 @@ stops this process's workers when it exits.
 from __future__ import annotations
 
 import atexit
-import multiprocessing
-import multiprocessing.util  # registers its atexit join first, so ours runs before it
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -31,7 +31,6 @@ from svetlana_core.jobs.sources import (
     prediction_source,
     training_source,
 )
-from svetlana_core.jobs.worker import _run_job
 from svetlana_core.store import Project
 
 #: A queued or running run whose heartbeat is older than this (seconds) is dead.
@@ -40,7 +39,7 @@ FINAL_STATUSES = ("done", "failed", "stopped")
 JOB_KINDS = ("cnn", "rf")
 
 # Workers started by this process: (project folder, run id) -> Process.
-_WORKERS: dict[tuple[str, int], multiprocessing.process.BaseProcess] = {}
+_WORKERS: dict[tuple[str, int], _WorkerProcess] = {}
 _WORKERS_LOCK = threading.Lock()
 
 
@@ -205,11 +204,55 @@ def _check_roots(source: TrainingSource | PredictionSource) -> None:
         _check_inside_roots(source, roots)
 
 
+class _WorkerProcess:
+    """A job's worker process: a fresh interpreter that runs :func:`_run_job`.
+
+    Not multiprocessing's spawn: it re-imports the parent's main script in the child, which
+    for the app is Streamlit's own entry point (0.4-0.5 s and ~40 MB per job, before the job's
+    own imports). The few methods of :class:`multiprocessing.Process` the module uses.
+    """
+
+    def __init__(self, project_dir: str, run_id: int) -> None:
+        code = ("import sys; from svetlana_core.jobs.worker import _run_job; "
+                "_run_job(sys.argv[1], int(sys.argv[2]))")
+        # The child finds svetlana_core where this process found it, wherever it was started.
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        self._popen = subprocess.Popen([sys.executable, "-c", code, project_dir, str(run_id)],
+                                       env={**os.environ, "PYTHONPATH": path},
+                                       stdin=subprocess.DEVNULL)
+        self.pid = self._popen.pid
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def terminate(self) -> None:
+        if self.is_alive():
+            self._popen.terminate()
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self._popen.kill()
+
+
+def _reap_finished() -> None:
+    """Collect the exit status of this process's finished workers (no zombie keeps a pid)."""
+    with _WORKERS_LOCK:
+        workers = list(_WORKERS.values())
+    for process in workers:
+        process.is_alive()  # poll() reaps a finished child
+
+
 def _start_worker(project: Project, run_id: int, name: str) -> None:
-    context = multiprocessing.get_context("spawn")
-    process = context.Process(target=_run_job, args=(os.fspath(project.folder), run_id),
-                              name=name, daemon=False)
-    process.start()
+    """Start the worker of a run (``name`` is for people reading a process list)."""
+    del name  # the command line names the project folder and the run instead
+    process = _WorkerProcess(os.fspath(project.folder), run_id)
     project.update_run(run_id, pid=process.pid)
     with _WORKERS_LOCK:
         _WORKERS[(os.fspath(project.folder), run_id)] = process
@@ -279,7 +322,7 @@ def reap_dead_jobs(
     list of int
         The run ids marked failed.
     """
-    multiprocessing.active_children()  # joins our finished workers, so their pids are free
+    _reap_finished()  # waits for our finished workers, so their pids are free
     project = Project.open(project_dir)
     runs = project.runs()
     reaped = []
@@ -380,6 +423,5 @@ def shutdown_workers(timeout: float = 20.0) -> None:
             pass
 
 
-# atexit runs handlers last-registered first: this one must run before multiprocessing's own,
-# which joins non-daemon children and would wait for a training to end.
+# At exit the workers this process started are stopped (they save) rather than left running.
 atexit.register(shutdown_workers)

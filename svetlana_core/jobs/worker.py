@@ -1,6 +1,7 @@
 """The worker process: it queues for its device, runs its task, and records the outcome.
 
-A spawned process runs :func:`_run_job` for one run: it beats a heartbeat (:class:`_Heartbeat`)
+A worker process (a fresh ``python``, started by :mod:`~svetlana_core.jobs.submit`) runs
+:func:`_run_job` for one run: it beats a heartbeat (:class:`_Heartbeat`)
 from start to end, takes the machine-wide lock of its device (:func:`_device_lock`), runs the
 task of :mod:`svetlana_core.jobs.tasks` with a :class:`_CancelFlag` as its stop event, and
 writes the final status, whatever happens. What the task does is not this module's business.
@@ -131,7 +132,7 @@ def _device_lock(device: Any, flag: _CancelFlag) -> Iterator[bool]:
 
 
 def _run_job(project_dir: str, run_id: int) -> None:
-    """Entry point of the worker process (spawned): queue, work, record the outcome."""
+    """Entry point of the worker process: queue, work, record the outcome."""
     project = Project.open(project_dir)
     flag = _CancelFlag(project, run_id)
     # Stop gracefully (save the model, status "stopped") on SIGTERM from shutdown_workers and
