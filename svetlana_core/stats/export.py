@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,14 @@ def export_tables(out_path: str | os.PathLike, sheets: Mapping[str, pd.DataFrame
         raise InputError(f"export_tables writes .xlsx files, got out_path {str(path)!r}")
     _check_sheets(sheets)
 
-    def write(handle) -> None:
-        with pd.ExcelWriter(handle, engine="openpyxl") as writer:
-            for name, table in sheets.items():
-                table.to_excel(writer, sheet_name=name, index=index_is_data(table))
-                _no_formulas(writer.sheets[name])
-
-    return io.atomic_write(path, write)
+    # Built in memory (a workbook is small: the objects sheet stops at 5,000 rows), then
+    # written: a full disk fails on plain bytes, not inside openpyxl's open zip file.
+    buffer = BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, table in sheets.items():
+            table.to_excel(writer, sheet_name=name, index=index_is_data(table))
+            _no_formulas(writer.sheets[name])
+    return io.atomic_write_bytes(path, buffer.getvalue())
 
 
 def _no_formulas(sheet: Any) -> None:
