@@ -120,17 +120,22 @@ def _predict(project: Project, run_id: int, spec: dict, flag: _Stop) -> dict[str
             raise _Cancelled
 
     try:
+        # The combined tables (the Predict page's downloads) hold every project image this
+        # model has predicted, not only the ones of this run.
+        every = _prediction_pairs(project, ProjectSource())[0] \
+            if isinstance(source, ProjectSource) else None
         result = predict.predict_many(
             spec["model_dir"], pairs, spec["out_dir"], device=spec.get("device", "auto"),
             force=spec.get("force", False), progress=progress,
-            axes=getattr(source, "axes", None),
+            axes=getattr(source, "axes", None), tabulate_also=every,
         )
     except _Cancelled:
         return {"status": "stopped", "model_dir": None,
                 "summary": {**state, "text": f"stopped after {state['finished']} image(s)"}}
     if names and not result.objects.empty:
+        ran = set(result.done) | set(result.skipped)  # the others are stored already
         for file_name, table in result.objects.groupby("image", sort=False):
-            if file_name in names:
+            if file_name in names and file_name in ran:
                 project.save_predictions(spec["model_dir"], names[file_name], table)
     return _prediction_outcome(result, state)
 

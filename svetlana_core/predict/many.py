@@ -79,6 +79,7 @@ def predict_many(
     axes: str | None = None,
     relabel_binary: bool = False,
     confidence_map: bool = False,
+    tabulate_also: Iterable[Any] | None = None,
 ) -> ManyResult:
     """Predict every object of many images and write per-image and combined outputs.
 
@@ -119,6 +120,11 @@ def predict_many(
     confidence_map : bool, default False
         Also write ``confidence/<stem>.tif``, the float32 map of each object's confidence
         (the per-object tables always hold it).
+    tabulate_also : iterable of pairs, optional
+        Images that are not predicted here but whose up-to-date outputs in ``out_dir`` (same
+        model, same files) join the combined tables: predicting one image of a project again
+        keeps the others' rows in ``objects.csv`` and the counts (they are not in ``done``
+        or ``skipped``).
 
     Returns
     -------
@@ -163,6 +169,7 @@ def predict_many(
             if progress is not None:
                 progress(finished, len(tasks), outcome.name)
     _sort_by_input(result, tasks)
+    tasks = _with_others_up_to_date(tabulate_also, tasks, out, settings, tables)
     result.objects, outputs, notes = _write_combined(out, tasks, tables, classes)
     result.outputs.update(outputs)
     result.notes.extend(notes)
@@ -186,6 +193,25 @@ def _model_of(
             "a Dask run needs the model folder (workers load it); this loaded model has none"
         )
     return model_dir, folder
+
+
+def _with_others_up_to_date(pairs: Iterable[Any] | None, tasks: list[_Task], out: Path,
+                            settings: _Settings,
+                            tables: dict[str, pd.DataFrame]) -> list[_Task]:
+    """``tasks`` and the tasks of ``pairs`` whose outputs are up to date (their tables added
+    to ``tables``), in the order of ``pairs`` (``tasks`` not among them last): what the
+    combined tables hold."""
+    if pairs is None:
+        return tasks
+    everyone = _tasks(pairs, out)
+    ours = {task.name: task for task in tasks}
+    done, _ = _up_to_date([task for task in everyone if task.name not in ours],
+                          settings.fingerprint, force=False)
+    tables.update(done)
+    listed = {task.name for task in everyone}
+    return [ours.get(task.name, task) for task in everyone
+            if task.name in ours or task.name in done] + \
+        [task for task in tasks if task.name not in listed]
 
 
 def _classes(model: Any) -> tuple[str, ...]:

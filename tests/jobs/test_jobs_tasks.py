@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from svetlana_core import jobs
@@ -42,6 +43,13 @@ def test_prediction_job_writes_outputs_and_the_store(project, tmp_path):
     stored = project.predictions(str(model_dir), "img2.tif")
     assert len(stored) == 16 and set(stored["class"]) <= {"bright", "dark"}
     assert (tmp_path / "out" / "objects.csv").is_file()
+    # "This image" again: the downloads (combined tables) keep the other image's rows.
+    one = _predict(project, project.create_run("predict", {}),
+                   {**spec, "force": True, "source": {"kind": "project", "images": ["img2.tif"]}},
+                   _CancelFlag(project, run_id))
+    assert one["summary"]["done"] == ["img2.tif"]
+    combined = pd.read_csv(tmp_path / "out" / "objects.csv")
+    assert sorted(combined["image"].unique()) == ["img0.tif", "img2.tif"]
     jobs.request_cancel(project.folder, run_id)
     stopped = _predict(project, run_id, {**spec, "force": True}, _CancelFlag(project, run_id))
     assert stopped["status"] == "stopped" and stopped["summary"]["finished"] == 1

@@ -220,3 +220,21 @@ def test_a_big_table_is_left_out_of_the_workbook(model_dir, plate, tmp_path, mon
     sheets = pd.read_excel(tmp_path / "out" / "results.xlsx", sheet_name=None)
     assert list(sheets) == ["counts_per_image", "counts_per_well"]
     assert any("leaves out the objects sheet" in note for note in result.notes)
+
+
+def test_predicting_one_image_again_keeps_the_others_in_the_combined_tables(model_dir, plate,
+                                                                              tmp_path):
+    """The Predict page's "this image" after "all images" cut objects.csv from every image to
+    one (browser audit; issue 12 item 7): images already up to date join the tables."""
+    out = tmp_path / "out"
+    everything = predict.predict_many(model_dir, plate, out)
+    again = predict.predict_many(model_dir, plate[1:2], out, force=True, tabulate_also=plate)
+    assert again.done == [plate[1].image.name] and again.skipped == []
+    pd.testing.assert_frame_equal(again.objects, everything.objects)
+    assert len(pd.read_csv(out / "objects.csv")) == len(everything.objects)
+    per_image = pd.read_csv(out / "counts_per_image.csv")
+    assert per_image["image"].tolist() == [pair.image.name for pair in plate]
+    # An image whose outputs are stale (another model) is not tabulated, nor predicted.
+    other = make_model_folder(tmp_path / "other", seed=5)
+    alone = predict.predict_many(other, plate[:1], out, tabulate_also=plate)
+    assert alone.objects["image"].unique().tolist() == [plate[0].image.name]
