@@ -31,7 +31,7 @@ _NO_ROOM = {28: ("no space left on the disk", "free some space and run again"),
                  "raise the limit or write elsewhere")}
 
 
-def storage_error(error: OSError, path: Any, action: str = "write") -> InputError:
+def storage_error(error: OSError, path: Any, action: str = "write") -> StorageError:
     """One clear line for an OS error met while reading or writing ``path``.
 
     Examples

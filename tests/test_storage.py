@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import resource
 import sqlite3
 import subprocess
@@ -55,12 +56,12 @@ def _plate(folder: Path, n: int = 3) -> Path:
     return folder
 
 
-def _one_line(capsys, pattern: str) -> str:
+def _one_line(capsys, pattern: str) -> None:
+    """stderr holds one error line matching ``pattern`` (besides one line per failed image)."""
     err = capsys.readouterr().err
     lines = [line for line in err.strip().splitlines() if not line.startswith("failed: ")]
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert pytest.importorskip("re").search(pattern, lines[0]), lines[0]
-    return err
+    assert re.search(pattern, lines[0]), lines[0]
 
 
 def test_predict_on_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, capsys):
@@ -72,9 +73,8 @@ def test_predict_on_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path,
         code = main(["predict", "--model", str(model), "--images", str(images), "--out",
                      str(out / "run"), "--quiet"])
         assert code == 2
-        err = _one_line(capsys, r"error: cannot write \S+: no space left on the disk \(nothing "
-                                r"was replaced; free some space and run again\)")
-        del err
+        _one_line(capsys, r"error: cannot write \S+: no space left on the disk \(nothing "
+                          r"was replaced; free some space and run again\)")
         leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
         assert leftovers == []  # temporaries removed; every file there is whole
 
@@ -182,4 +182,29 @@ def test_a_read_only_project_is_read_and_refuses_writes_in_one_line(project, tmp
         assert main(["export-labels", str(view), "--out", str(labels)]) == 0
         assert pd.read_csv(labels)["class"].tolist() == ["live"]
         shared.close()
-    assert json.dumps(current_labels(project)) == json.dumps([["A01.tif", 1, "live"]])
+    assert current_labels(project) == [("A01.tif", 1, "live")]
+
+
+def test_an_old_model_on_a_read_only_disk_is_predicted_with_torch_and_says_so(tmp_path):
+    """A folder from before model.onnx on a read-only share: the one-time export cannot be
+    written (the writer raises StorageError), so prediction takes torch, with one note."""
+    from svetlana_core import models
+    from tests.predict.scenes import make_model_folder
+
+    folder = make_model_folder(tmp_path / "share" / "cnn")
+    (folder / "model.onnx").unlink()
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["onnx"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    with _mounted(tmp_path / "ro", "--bind", source=str(tmp_path / "share")) as view:
+        remount = subprocess.run(["mount", "-o", "remount,ro,bind", str(view)],
+                                 capture_output=True, text=True)
+        if remount.returncode:
+            pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+        notes = []
+        model = models.load_predictor(view / "cnn", device="cpu", note=notes.append)
+        assert isinstance(model, models.LoadedModel)
+        assert len(notes) == 1 and notes[0].startswith(
+            f"{view / 'cnn'} has no model.onnx and it cannot be written there (cannot write ")
+        assert notes[0].endswith("predicting with torch, which is slower")
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.safetensors"]

@@ -2,10 +2,10 @@
 
 The app never trains in its own process: a thread of the Streamlit server slows every click
 (FIELD-NOTES), so :func:`submit_training` (and :func:`submit_prediction`) starts a worker, a
-fresh ``python`` process, and returns a run id at once. The worker writes everything to the store (status, pid,
-device, one row per epoch, heartbeat, the model folder, the error) and the page polls the
-store; the store, not the process object, is the truth, so a reloaded page or another user
-sees the same job.
+fresh ``python`` process, and returns a run id at once. The worker writes everything to the
+store (status, pid, device, one row per epoch, heartbeat, the model folder, the error) and the
+page polls the store; the store, not the process object, is the truth, so a reloaded page or
+another user sees the same job.
 
 Modules: :mod:`~svetlana_core.jobs.submit` is the API the app calls (submit, status, wait,
 cancel, reap, shutdown); :mod:`~svetlana_core.jobs.worker` is the process (heartbeat, device

@@ -156,8 +156,8 @@ def export_folder(folder: str | os.PathLike) -> Path:
     ------
     InputError
         As :func:`~svetlana_core.models.load_model`.
-    OSError
-        When the folder cannot be written (the caller decides what to do).
+    StorageError
+        When the folder cannot be written (read-only, full; the caller decides what to do).
     """
     from svetlana_core.models.folder import MODEL_FILE, WEIGHTS_FILE, load_model
 
@@ -165,8 +165,6 @@ def export_folder(folder: str | os.PathLike) -> Path:
     loaded = load_model(folder, device="cpu")
     graph = onnx_graph(loaded.module, loaded.meta["in_channels"], loaded.patch_size)
     meta = {**loaded.meta, "onnx": onnx_record(graph, (folder / WEIGHTS_FILE).read_bytes())}
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(13, "Permission denied", str(folder))
     path = svio.atomic_write_bytes(folder / ONNX_FILE, graph)
     text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
     svio.atomic_write_bytes(folder / MODEL_FILE, text.encode("utf-8"))

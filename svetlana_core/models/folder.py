@@ -422,19 +422,20 @@ def save_model(
 
     folder = Path(folder)
     meta = _check_meta(plain({**meta, "onnx": None}), folder / MODEL_FILE)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"model folder {folder} is a file")
+    in_place = folder.exists() and (replace or any(folder.iterdir()))
+    if in_place and not replace:  # refused before the export's seconds are spent
+        raise InputError(f"model folder {folder} already exists and is not empty")
     state = module.state_dict() if hasattr(module, "state_dict") else module
     state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     weights = weights_bytes(state, {"format": "pt"})
     graph = _graph(module, meta)
     meta["onnx"] = None if graph is None else onnx_record(graph, weights)
     text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"model folder {folder} is a file")
-    if folder.exists() and (replace or any(folder.iterdir())):
+    if in_place:
         # A training writes into the folder it claimed (claimed_folder), file by file: its
         # folder is never removed and renamed, which another process could slip into.
-        if not replace:
-            raise InputError(f"model folder {folder} already exists and is not empty")
         io.atomic_write_bytes(folder / WEIGHTS_FILE, weights)
         if graph is None:
             (folder / ONNX_FILE).unlink(missing_ok=True)

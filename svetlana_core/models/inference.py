@@ -2,10 +2,10 @@
 
 Every CNN folder written by :func:`~svetlana_core.models.save_model` carries ``model.onnx``
 (the network with BatchNorm folded, a dynamic batch axis) and, in ``model.json``, its record
-``"onnx": {"file": "model.onnx", "sha256": ..., "opset": ...}``. :func:`load_onnx` checks the
-file against that record and the graph's input and output against ``model.json`` (channels,
-patch size, classes) before running it, so a tampered or mismatched graph is refused like
-tampered weights.
+``"onnx": {"file": "model.onnx", "sha256": ..., "opset": ..., "weights_sha256": ...}``.
+:func:`load_onnx` checks the graph and the weights against that record and the graph's input
+and output against ``model.json`` (channels, patch size, classes) before running it, so a
+tampered or mismatched graph is refused like tampered weights.
 
 Why: on the 2-core CPU, ONNX Runtime forwards 10,000 patches of 2 x 48 x 48 through the
 smallest CNN in 0.34-0.47 s against 4.2 s for torch eager, and ``import onnxruntime`` costs
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from svetlana_core.errors import InputError
+from svetlana_core.errors import InputError, StorageError
 from svetlana_core.models.device import cpu_threads
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def check_onnx_record(record: Any, path: Path) -> None:
     if not isinstance(record, dict) or record.get("file") != ONNX_FILE \
             or not _is_sha(record.get("sha256")) \
             or not isinstance(record.get("opset"), int) or isinstance(record.get("opset"), bool) \
-            or not _is_sha(record.get("weights_sha256", "0" * 64)):
+            or not _is_sha(record.get("weights_sha256")):
         raise InputError(
             f"{path} key 'onnx' must be null or {{\"file\": \"{ONNX_FILE}\", \"sha256\": "
             f"<64 hex digits>, \"opset\": <integer>, \"weights_sha256\": <64 hex digits>}}, "
@@ -180,8 +180,7 @@ def load_onnx(folder: str | os.PathLike, threads: int | None = None) -> OnnxMode
             f"{path} does not match the sha256 recorded in {MODEL_FILE}: it was changed after "
             f"the model was saved (export it again: python -m svetlana_core export-onnx {folder})"
         )
-    expected = meta["onnx"].get("weights_sha256")
-    if expected is not None and hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
+    if hashlib.sha256(weights.read_bytes()).hexdigest() != meta["onnx"]["weights_sha256"]:
         raise InputError(
             f"{weights} is not the one {path} was exported from (see {MODEL_FILE}): the weights "
             f"were changed after the model was saved (export the graph again: python -m "
@@ -302,18 +301,20 @@ def _export_first(folder: Path, note: Callable[[str], Any] | None) -> LoadedMode
                          "installed to export it once") from None
     try:
         export_folder(folder)
-    except InputError:
+    except StorageError as error:  # a read-only folder or disk, a full disk (io's writers)
+        reason = f"it cannot be written there ({error})"
+    except InputError:  # the folder itself is bad: say so, as load_model would
         raise
-    except Exception as error:  # read-only folder or disk, full disk, an exporter gap
-        from svetlana_core.models.folder import load_model
-
-        reason = (f"it cannot be written there ({error.strerror or error})"
-                  if isinstance(error, OSError) else
-                  f"the network cannot be exported ({type(error).__name__}: {error})")
+    except OSError as error:
+        reason = f"it cannot be written there ({error.strerror or error})"
+    except Exception as error:  # an exporter gap must not stop a prediction
+        reason = f"the network cannot be exported ({type(error).__name__}: {error})"
+    else:
         if note is not None:
-            note(f"{folder} has no model.onnx and {reason}: predicting with torch, "
-                 "which is slower")
-        return load_model(folder, device="cpu")
+            note(f"{folder} had no model.onnx (saved before it existed): exported it once")
+        return None
+    from svetlana_core.models.folder import load_model
+
     if note is not None:
-        note(f"{folder} had no model.onnx (saved before it existed): exported it once")
-    return None
+        note(f"{folder} has no model.onnx and {reason}: predicting with torch, which is slower")
+    return load_model(folder, device="cpu")

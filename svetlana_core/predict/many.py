@@ -52,7 +52,8 @@ class ManyResult:
     notes : list of str
         Things worth telling the user (e.g. a sheet left out of the workbook).
     engine : str
-        What ran the network here: ``"ONNX Runtime (CPU)"`` or ``"torch (<device>)"``.
+        What ran the model here: ``"ONNX Runtime (CPU)"``, ``"torch (<device>)"`` or
+        ``"random forest (CPU)"``.
     """
 
     out_dir: Path
@@ -88,8 +89,8 @@ def predict_many(
     model_dir : path, OnnxModel, LoadedModel or BaselineModel
         A model folder, loaded with :func:`~svetlana_core.predict.backends.load_for_prediction`
         (a CNN in ONNX Runtime on the CPU or torch on a GPU, a random forest with numpy), or a
-        loaded model (used as it is; ``device`` is then ignored locally). A Dask run needs a folder (each worker loads it once): a loaded
-        model must have its ``folder``.
+        loaded model (used as it is; ``device`` is then ignored locally). A Dask run needs a
+        folder (each worker loads it once): a loaded model must have its ``folder``.
     pairs : folder, or iterable of io.Pair or (image_path, mask_path)
         A folder is paired with :func:`svetlana_core.io.pair_files`. ``image_path`` may be
         None for a mask-only model. Outputs are named after ``Pair.stem`` (or the image's

@@ -25,6 +25,7 @@ import pandas as pd
 
 from svetlana_core import io
 from svetlana_core.errors import InputError
+from svetlana_core.predict.backends import is_forest
 
 if TYPE_CHECKING:
     from svetlana_core.predict.task import _Task
@@ -50,7 +51,7 @@ def model_fingerprint(model: Any) -> str:
             from svetlana_core.baseline import load_baseline
 
             model = load_baseline(model)
-    if hasattr(model, "forest"):  # a random forest: what it predicts with
+    if is_forest(model):  # what a random forest predicts with
         meta = {"classes": list(model.classes), "feature_names": list(model.feature_names),
                 "params": model.params}
         arrays = model.forest.to_arrays()

@@ -128,7 +128,8 @@ def train(
     out_dir : path, optional
         Model folder to write (must not exist, or be empty: checked before training, and held
         for this run until the model is saved, so that a second training into it is refused;
-        :func:`~svetlana_core.models.claimed_folder`). It is written as a checkpoint each time the kept weights change (``stop_reason``
+        :func:`~svetlana_core.models.claimed_folder`). It is written as a checkpoint each time
+        the kept weights change (``stop_reason``
         ``"in progress"`` in its ``model.json``), so a worker killed mid-run leaves its best
         model so far, and rewritten at the end. None: nothing is written; the model is in
         ``Run.model``.
