@@ -310,3 +310,19 @@ class NoTorch(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NoTorch())
 """
+
+
+def app_test(project: str | None = None) -> Any:
+    """The whole app under AppTest (not run yet), on ``project`` when given (``?project=``)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"),
+                           default_timeout=60)
+    if project:
+        at.query_params["project"] = project
+    return at
+
+
+def messages(elements: Any) -> list[str]:
+    """The texts of AppTest elements (errors, warnings, exceptions)."""
+    return [str(e.value) for e in elements]

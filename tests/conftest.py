@@ -1,5 +1,7 @@
-"""Shared fixtures: small synthetic data and the path to the real data in ../shared/data."""
+"""Shared fixtures: small synthetic data, data roots, and the path to the real data in
+../shared/data."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,3 +15,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (it sits beside the checkout in CI)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """Two data roots (``lab``, ``share``) and a folder ``outside`` that neither contains."""
+    roots = {name: tmp_path / name for name in ("lab", "share", "outside")}
+    for folder in roots.values():
+        folder.mkdir()
+    (roots["outside"] / "secret.txt").write_text("not for the app")
+    (roots["share"] / "plates").mkdir()
+    monkeypatch.setenv("SVETLANA_DATA_ROOT", f"{roots['lab']}{os.pathsep}{roots['share']}")
+    return roots

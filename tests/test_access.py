@@ -1,16 +1,13 @@
-"""Access (issue 6, item 4): nobody reaches files outside the data roots, uploads are
-size-limited and checked by content, nothing loaded from a file can run code, and labels
-record who made them (login, trusted proxy header or typed name)."""
+"""Access (issue 6, item 4): nobody reaches files outside the data roots, nothing loaded from a
+file can run code, and labels record who made them (login, trusted proxy header or typed
+name). Uploads are in tests/test_uploads.py; the ``lab`` data roots fixture is in conftest."""
 
 import ast
 import json
-import os
 import pickle
-import tomllib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import streamlit as st
 import tifffile
@@ -19,11 +16,10 @@ from svetlana_core import io, models
 from svetlana_core.demo import create_demo
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
-from tests.builders import current_labels
+from tests.builders import app_test, messages
 from ui import importer, state
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
-from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,29 +34,6 @@ def disks_pair(folder: Path, stem: str) -> None:
     mask[2:6, 2:6], mask[9:14, 8:13] = 1, 2
     tifffile.imwrite(folder / f"{stem}.tif", (mask * 60).astype(np.uint8))
     tifffile.imwrite(folder / f"{stem}_mask.tif", mask)
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """Two data roots (``lab``, ``share``) and a folder ``outside`` that neither contains."""
-    roots = {name: tmp_path / name for name in ("lab", "share", "outside")}
-    for folder in roots.values():
-        folder.mkdir()
-    (roots["outside"] / "secret.txt").write_text("not for the app")
-    (roots["share"] / "plates").mkdir()
-    monkeypatch.setenv("SVETLANA_DATA_ROOT", f"{roots['lab']}{os.pathsep}{roots['share']}")
-    return roots
-
-
-def _app(project: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    if project:
-        at.query_params["project"] = project
-    return at
-
-
-def _messages(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 # --------------------------------------------------------------------------- data roots
@@ -141,19 +114,19 @@ def test_a_mask_linked_outside_is_skipped_and_all_outside_is_an_error(lab):
 
 def _add_server_folder(project: str, folder: str):
     """The Project page of ``project`` after typing ``folder`` and pressing Check and add."""
-    at = _app(project)
+    at = app_test(project)
     at.run()
     next(t for t in at.text_input if t.label == "Images folder").set_value(folder)
     next(b for b in at.button if b.label == "Check and add").click()
     at.run()
-    assert not at.exception, _messages(at.exception)
+    assert not at.exception, messages(at.exception)
     return at
 
 
 def test_project_page_refuses_a_folder_outside_the_roots(lab):
     Project.create(lab["lab"] / "projects" / "p")
     at = _add_server_folder("p", "../../etc")
-    assert any("../../etc is outside the data roots" in m for m in _messages(at.error))
+    assert any("../../etc is outside the data roots" in m for m in messages(at.error))
     assert Project.open(lab["lab"] / "projects" / "p").images().empty
 
 
@@ -165,171 +138,10 @@ def test_project_page_skips_files_linked_outside_the_roots(lab):
     (folder / "B02.tif").symlink_to(lab["outside"] / "B02.tif")
     (folder / "B02_mask.tif").symlink_to(lab["outside"] / "B02_mask.tif")
     at = _add_server_folder("p", "plate")
-    assert not at.error, _messages(at.error)
-    assert any("B02.tif is a link to" in m and "skipped" in m for m in _messages(at.warning))
+    assert not at.error, messages(at.error)
+    assert any("B02.tif is a link to" in m and "skipped" in m for m in messages(at.warning))
     images = Project.open(lab["lab"] / "projects" / "p").images()
     assert images["name"].tolist() == ["A01.tif"]
-
-
-# --------------------------------------------------------------------------- uploads
-
-
-def _upload(name: str, data: bytes) -> UploadedFile:
-    return UploadedFile(UploadedFileRec(file_id=name, name=name, type="", data=data), None)
-
-
-def _tiff_bytes(array) -> bytes:
-    from io import BytesIO
-
-    buffer = BytesIO()
-    tifffile.imwrite(buffer, array)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def project(tmp_path):
-    return Project.create(tmp_path / "p")
-
-
-def test_upload_limit_agrees_with_streamlit_config():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    # Streamlit reads server.maxUploadSize in MiB (size * 1024 * 1024 in its upload route).
-    assert config["server"]["maxUploadSize"] * 1024**2 == importer.MAX_UPLOAD_BYTES
-
-
-def test_upload_over_the_limit_is_refused_before_anything_is_written(project, monkeypatch):
-    monkeypatch.setattr(importer, "MAX_UPLOAD_BYTES", 1000)
-    small = _tiff_bytes(np.zeros((4, 4), np.uint8))
-    big = b"II*\x00" + bytes(2044)
-    with pytest.raises(InputError, match=r"upload big.tif is 2.05 kB, over the 1 kB limit"):
-        importer.save_uploads(project, [_upload("ok.tif", small), _upload("big.tif", big)])
-    assert not (project.folder / "uploads").exists()
-    # An explicit limit wins over the module's.
-    assert importer.save_uploads(project, [_upload("big.tif", big)], max_bytes=len(big)).is_dir()
-
-
-@pytest.mark.parametrize(("name", "data", "expected"), [
-    ("evil.tif", b"<html><script>alert(1)</script></html>", "a TIFF, PNG or JPEG image"),
-    ("run.png", b"#!/bin/sh\nrm -rf /\n", "a TIFF, PNG or JPEG image"),
-    ("archive.png", b"PK\x03\x04" + b"\x00" * 40, "a TIFF, PNG or JPEG image"),
-    ("photo.jpg", b"GIF89a" + b"\x00" * 40, "a TIFF, PNG or JPEG image"),
-    ("labels.npy", b"\x80\x04\x95" + b"\x00" * 40, "a NumPy .npy file"),  # a bare pickle
-    ("empty.tif", b"", "a TIFF, PNG or JPEG image"),
-])
-def test_upload_whose_content_is_no_image_is_refused(project, name, data, expected):
-    good = _tiff_bytes(np.zeros((4, 4), np.uint8))
-    with pytest.raises(InputError, match=rf"upload {name} is not {expected}: it starts with "
-                                         r".*nothing was saved"):
-        importer.save_uploads(project, [_upload("A01.tif", good), _upload(name, data)])
-    assert not (project.folder / "uploads").exists()
-
-
-@pytest.mark.parametrize(("raw", "saved"), [
-    ("../../etc/A01.tif", "A01.tif"),
-    ("/abs/path/A01.tif", "A01.tif"),
-    ("..\\..\\windows\\A01.tif", "A01.tif"),
-    ("plate 1/A01.tif", "A01.tif"),
-])
-def test_upload_names_keep_only_their_last_component(project, raw, saved):
-    folder = importer.save_uploads(project, [_upload(raw, _tiff_bytes(np.ones((4, 4), np.uint8)))])
-    assert folder.parent == project.folder / "uploads"  # a folder of its own per batch
-    assert [p.name for p in folder.iterdir()] == [saved]
-
-
-@pytest.mark.parametrize("raw", [".hidden.tif", "dir/.hidden.tif", "..", "a.tif/", "x.exe",
-                                 "A01.tif.html", "bad\nname.tif", ""])
-def test_upload_with_a_bad_name_is_refused(project, raw):
-    with pytest.raises(InputError, match=r"unsupported file name or extension"):
-        importer.save_uploads(project, [_upload(raw, _tiff_bytes(np.ones((4, 4), np.uint8)))])
-    assert not (project.folder / "uploads").exists()
-
-
-def test_two_uploads_with_the_same_name_are_refused(project):
-    data = _tiff_bytes(np.ones((4, 4), np.uint8))
-    with pytest.raises(InputError, match=r"the same file more than once: A01.tif"):
-        importer.save_uploads(project, [_upload("a/A01.tif", data), _upload("b/A01.tif", data)])
-
-
-def test_upload_page_refuses_a_script_named_tif_and_adds_a_real_pair(lab):
-    Project.create(lab["lab"] / "projects" / "p")
-    at = _app("p")
-    at.run()
-    at.file_uploader[0].set_value([("evil.tif", b"<script>alert(1)</script>", "image/tiff")])
-    next(b for b in at.button if b.label == "Upload, check and add").click()
-    at.run()
-    assert not at.exception, _messages(at.exception)
-    assert any("upload evil.tif is not a TIFF, PNG or JPEG image" in m
-               for m in _messages(at.error))
-    project = Project.open(lab["lab"] / "projects" / "p")
-    assert not (project.folder / "uploads").exists()
-    assert project.images().empty
-
-    mask = np.zeros((16, 16), np.uint16)
-    mask[2:6, 2:6] = 1
-    at.file_uploader[0].set_value([("A01.tif", _tiff_bytes(mask.astype(np.uint8)), "image/tiff"),
-                                   ("A01_mask.tif", _tiff_bytes(mask), "image/tiff")])
-    next(b for b in at.button if b.label == "Upload, check and add").click()
-    at.run()
-    assert not at.error, _messages(at.error)
-    assert project.images()["name"].tolist() == ["A01.tif"]
-
-
-def _upload_on_page(at: AppTest, files: list[tuple[str, bytes]]) -> None:
-    at.file_uploader[0].set_value([(name, data, "image/tiff") for name, data in files])
-    next(b for b in at.button if b.label == "Upload, check and add").click()
-    at.run()
-    assert not at.exception, _messages(at.exception)
-
-
-def test_a_re_upload_never_replaces_stored_files_or_orphans_labels(lab):
-    """Issue 10 item 1: re-uploading A01.tif (truncated) with another mask replaced the stored
-    files before they were checked; the report said "error", the stored image no longer loaded
-    and the labels pointed at another mask."""
-    project = Project.create(lab["lab"] / "projects" / "p")
-    mask = np.zeros((16, 16), np.uint16)
-    mask[2:6, 2:6], mask[9:14, 9:14] = 1, 2
-    image = _tiff_bytes((mask * 60).astype(np.uint8))
-    at = _app("p")
-    at.run()
-    _upload_on_page(at, [("A01.tif", image), ("A01_mask.tif", _tiff_bytes(mask))])
-    stored = project.images().iloc[0]
-    project.add_class("live")
-    project.annotate("A01.tif", 2, "live", author="ann")
-    before = {p: Path(p).read_bytes() for p in (stored["path"], stored["mask_path"])}
-
-    other = np.zeros((16, 16), np.uint16)
-    other[0:3, 0:3] = 5
-    for batch in ([("A01.tif", image[: len(image) // 2]), ("A01_mask.tif", _tiff_bytes(other))],
-                  [("A01.tif", image), ("A01_mask.tif", _tiff_bytes(other))]):  # valid, same name
-        _upload_on_page(at, batch)
-        report = pd.DataFrame(at.session_state["import_report"])
-        assert report["status"].tolist() == ["error"], report
-        assert {p: Path(p).read_bytes() for p in before} == before
-        assert io.load_pair(stored["path"], stored["mask_path"])[1].max() == 2
-        assert project.images()[["name", "path", "mask_path"]].values.tolist() == [
-            ["A01.tif", stored["path"], stored["mask_path"]]]
-        assert current_labels(project) == [("A01.tif", 2, "live")]
-    assert "already in the project" in report["message"][0]
-    # Only the first batch's files remain: refused batches leave nothing behind.
-    assert sorted(p for p in (project.folder / "uploads").rglob("*") if p.is_file()) == sorted(
-        [Path(stored["path"]), Path(stored["mask_path"])])
-
-
-def test_a_bad_upload_does_not_block_the_next_one(lab):
-    """Each batch is paired on its own (it used to re-pair the whole uploads folder, so an
-    image without its mask refused every later upload)."""
-    project = Project.create(lab["lab"] / "projects" / "p")
-    mask = np.zeros((16, 16), np.uint16)
-    mask[2:6, 2:6] = 1
-    at = _app("p")
-    at.run()
-    _upload_on_page(at, [("lonely.tif", _tiff_bytes(mask.astype(np.uint8)))])
-    assert any("lonely" in m for m in _messages(at.error)), _messages(at.error)
-    assert not [p for p in (project.folder / "uploads").rglob("*") if p.is_file()]
-    _upload_on_page(at, [("A02.tif", _tiff_bytes(mask.astype(np.uint8))),
-                         ("A02_mask.tif", _tiff_bytes(mask))])
-    assert not at.error, _messages(at.error)
-    assert project.images()["name"].tolist() == ["A02.tif"]
 
 
 # --------------------------------------------------------------------------- no code from files
@@ -570,7 +382,7 @@ def _guided_label(at: AppTest) -> None:
     at.run()
     next(b for b in at.button if b.label.startswith("2 · ")).click()
     at.run()
-    assert not at.exception, _messages(at.exception)
+    assert not at.exception, messages(at.exception)
 
 
 @pytest.mark.parametrize(("env", "user", "expected"), [
@@ -585,7 +397,7 @@ def test_a_label_made_in_the_app_records_its_author(demo, monkeypatch, env, user
     else:
         monkeypatch.delenv("SVETLANA_USER_HEADER", raising=False)
     _headers(monkeypatch, {"X-Remote-User": "ada@lab.org"})
-    at = _app("demo")
+    at = app_test("demo")
     at.user = user
     at.run()
     at.switch_page("pages/annotate.py")
@@ -646,7 +458,7 @@ _AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret"
 def test_no_login_control_without_auth_configured():
     at = AppTest.from_string(_GATED)
     at.run()
-    assert not at.exception, _messages(at.exception)
+    assert not at.exception, messages(at.exception)
     assert [m.value for m in at.markdown] == ["page body"]
     assert not at.button
 
@@ -656,7 +468,7 @@ def test_with_auth_configured_a_visitor_must_log_in():
     at.secrets = {"auth": _AUTH}
     at.user = {"is_logged_in": False}
     at.run()
-    assert not at.exception, _messages(at.exception)
+    assert not at.exception, messages(at.exception)
     assert [b.label for b in at.button] == ["Log in"]
     assert "page body" not in [m.value for m in at.markdown]
 
@@ -666,7 +478,7 @@ def test_a_logged_in_user_sees_who_they_are_and_can_log_out():
     at.secrets = {"auth": _AUTH}
     at.user = {"is_logged_in": True, "email": "eve@lab.org", "name": "Eve"}
     at.run()
-    assert not at.exception, _messages(at.exception)
+    assert not at.exception, messages(at.exception)
     assert "page body" in [m.value for m in at.markdown]
     assert "author: eve@lab.org" in [m.value for m in at.markdown]
     assert ":material/person: eve@lab.org" in [c.value for c in at.sidebar.caption]
