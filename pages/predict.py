@@ -76,4 +76,5 @@ if selected in set(table["label"]):
 
 with st.expander("Review the doubtful objects first (least confident per class)"):
     predictions.doubtful_gallery(row, image, mask, table)
-predictions.download_buttons(out_dir, image_name)
+predictions.download_buttons(out_dir, image_name, mask, table,
+                             dict(classes[["name", "colour"]].values))

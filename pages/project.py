@@ -42,8 +42,11 @@ images = project.images()
 add_folder, add_upload = st.tabs(["Add from a server folder", "Upload files"])
 with add_folder, st.form("add_folder"):
     roots = ", ".join(str(r) for r in state.data_roots())
-    images_dir = st.text_input("Images folder", help=f"Inside the data roots: {roots}")
+    images_dir = st.text_input("Images folder", help=f"Inside the data roots: {roots}. TIFF, "
+                               "PNG, JPEG and OME-Zarr images (a .zarr folder or HCS plate).")
     masks_dir = st.text_input("Masks folder (empty: the images folder)")
+    label_name = st.text_input("OME-Zarr label image (empty: the first of each image)",
+                               help="The label image under labels/ that holds the objects.")
     submitted = st.form_submit_button("Check and add")
 with add_upload, st.form("upload", clear_on_submit=True):
     files = st.file_uploader("Images and masks (paired by file name)", accept_multiple_files=True)
@@ -55,7 +58,7 @@ try:
     if submitted and images_dir:
         folder = state.resolve_inside_roots(images_dir)
         masks = state.resolve_inside_roots(masks_dir) if masks_dir else None
-        pairs = io.pair_files(folder, masks)
+        pairs = io.pair_files(folder, masks, label_name=label_name.strip() or None)
     elif uploaded and files:
         batch = importer.save_uploads(project, files)
         pairs = io.pair_files(batch)

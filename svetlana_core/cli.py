@@ -35,35 +35,72 @@ def cmd_objects(args: argparse.Namespace) -> int:
 
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
-    from svetlana_core import io
-    from svetlana_core.objects.table import labels_of
+    from svetlana_core.io.label_sources import gather_labels
+
+    # Everything is read and checked before the project is touched; images and labels are
+    # then stored in one transaction, so a refused file leaves the project as it was (and no
+    # project is created). Masks made from GeoJSON outlines are removed again then.
+    names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    gathered = gather_labels(args.labels, images=args.images, masks=args.masks,
+                             label_name=args.label_name, napari=args.napari, class_names=names,
+                             geojson_as_mask=args.geojson_as_mask,
+                             masks_out=Path(args.project) / "masks")
+    try:
+        n = _store_labels(args, gathered)
+    except BaseException:
+        for path in gathered.written:
+            path.unlink(missing_ok=True)
+        for folder in (Path(args.project) / "masks", Path(args.project)):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    for note in gathered.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{len(gathered.pairs)} images and {n} labels stored in {args.project}")
+    return EXIT_OK
+
+
+def _store_labels(args: argparse.Namespace, gathered) -> int:
+    """Check the gathered labels against the masks and the project's classes, then store."""
     from svetlana_core.store.connection import DB_NAME
     from svetlana_core.store.project import Project
 
-    # Everything is checked before the project is touched: every image and mask is read (as
-    # the app's import page does) and every labelled object must be in its mask. Images and
-    # labels are then stored in one transaction, so a refused file leaves the project as it was
-    # (and no project is created).
-    pairs = io.pair_files(args.images, args.masks)
-    table = io.read_labels_csv(args.labels)
-    present = {}  # image name -> labels of its mask; one image in memory at a time
-    for pair in pairs:
-        present[pair.image.name] = labels_of(io.load_pair(pair.image, pair.mask)[1])
-    stored = {}
-    if (Path(args.project) / DB_NAME).is_file():
-        stored = dict(Project.open(args.project).images()[["name", "mask_path"]].values)
-    masks = {**stored, **{p.image.name: p.mask for p in pairs}}
-    for name, labels in table.groupby("image")["label"]:
+    origin = args.labels or args.napari
+    exists = (Path(args.project) / DB_NAME).is_file()
+    project = Project.open(args.project) if exists else None
+    if args.labels and not gathered.written and not args.napari:
+        _check_labels_in_masks(args.labels, gathered, project)
+    known = set(project.classes()["name"]) if project is not None else set()
+    new = sorted(set(gathered.table["class"]) - known)
+    if known and new and not args.add_classes:
+        raise InputError(f"{origin} names class(es) that project {args.project} does not have: "
+                         f"{', '.join(map(repr, new))} (its classes: "
+                         f"{', '.join(map(repr, sorted(known)))}); pass --add-classes to add "
+                         "them, or rename them in the file")
+    project = project or Project.open_or_create(args.project)
+    return project.import_labels(gathered.table, origin=f"labels file {origin}",
+                                 author=args.author,
+                                 images=[(p.image, p.mask, None, None, p.name)
+                                         for p in gathered.pairs])
+
+
+def _check_labels_in_masks(labels_file, gathered, project) -> None:
+    """Refuse labels of a CSV that are not objects of their image's mask (one mask in memory
+    at a time; images already in the project are checked against their stored masks)."""
+    from svetlana_core import io
+    from svetlana_core.objects.table import labels_of
+
+    stored = dict(project.images()[["name", "mask_path"]].values) if project else {}
+    masks = {**stored, **{p.name: p.mask for p in gathered.pairs}}
+    present = {}  # every new image and mask is read, as the app's import page does
+    for pair in gathered.pairs:
+        present[pair.name] = labels_of(io.load_pair(pair.image, pair.mask)[1])
+    for name, labels in gathered.table.groupby("image")["label"]:
         if name not in masks:
             continue  # the store names every unknown image in one message
         if name not in present:
             present[name] = labels_of(io.read_mask(masks[name]))
-        _check_labels_in_mask(args.labels, name, masks[name], present[name], labels.to_numpy())
-    project = Project.open_or_create(args.project)
-    n = project.import_labels_csv(args.labels, author=args.author,
-                                  images=[(p.image, p.mask) for p in pairs])
-    print(f"{len(pairs)} images and {n} labels stored in {args.project}")
-    return EXIT_OK
+        _check_labels_in_mask(labels_file, name, masks[name], present[name], labels.to_numpy())
 
 
 def _check_labels_in_mask(labels_file, image: str, mask_path, present, labels) -> None:
@@ -84,6 +121,10 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     from svetlana_core.store.project import Project
 
     project = Project.open(args.project)
+    if args.format == "geojson":
+        n = project.export_labels_geojson(args.out)
+        print(f"{n} labels written as QuPath GeoJSON into {args.out}")
+        return EXIT_OK
     n = project.export_labels_csv(args.out)
     print(f"{n} labels written to {args.out}")
     return EXIT_OK
@@ -158,10 +199,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         project = Project.open(args.project)
         dataset = training.dataset_from_training_set(project.training_set(), cfg, group_by)
     else:
-        _require(args, "images", "masks", "labels")
+        _require(args, "images", "labels", *(["masks"] if args.images == "-" else []))
         images = None if args.images == "-" else args.images
         dataset = training.dataset_from_folders(images, args.masks, args.labels, cfg,
-                                                group_by=group_by, axes=args.axes)
+                                                group_by=group_by, axes=args.axes,
+                                                label_name=args.label_name)
 
     def on_epoch(record: dict) -> None:
         shown = {k: record.get(k) for k in ("epoch", "train_loss", "val_loss", "accuracy",
@@ -184,14 +226,15 @@ def _train_rf(args: argparse.Namespace, config: dict) -> int:
 
     if args.project:
         raise InputError("--arch rf trains from folders (--images, --masks, --labels) only")
-    _require(args, "masks", "labels")
     images = None if args.images in (None, "-") else args.images
+    _require(args, "labels", *(["masks"] if images is None else []))
     labels = io.read_labels_csv(args.labels)
     if images is None:
         files = {p.name: (None, p) for p in sorted(Path(args.masks).iterdir())
                  if p.suffix.lower() in io.MASK_EXTENSIONS}
     else:
-        files = {p.image.name: (p.image, p.mask) for p in io.pair_files(images, args.masks)}
+        files = {p.name: (p.image, p.mask)
+                 for p in io.pair_files(images, args.masks, label_name=args.label_name)}
     result = baseline.train_from_labels(
         files, labels, val_fraction=config.get("val_fraction", 0.2),
         seed=config.get("seed", 0), group_by=_group_by(args.group_pattern), axes=args.axes,
@@ -205,8 +248,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from svetlana_core.predict.evaluate import evaluate_folder
 
     images = None if args.images == "-" else args.images
+    if images is None and not args.masks:
+        raise InputError("evaluate --images - (mask-only data) needs --masks")
     metrics = evaluate_folder(args.model, images, args.masks, args.labels, axes=args.axes,
-                              device=args.device)
+                              device=args.device, label_name=args.label_name)
     print(_json_line({k: metrics[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1",
                                               "per_class", "confusion")}))
     return EXIT_OK
@@ -220,7 +265,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.dask_local:
         raise InputError("give either --scheduler or --dask-local, not both")
-    pairs = io.pair_files(args.images, args.masks)
+    if args.write_into_zarr and args.zarr_copy:
+        raise InputError("give either --write-into-zarr or --zarr-copy, not both")
+    zarr_labels = "into" if args.write_into_zarr else "copy" if args.zarr_copy else None
+    pairs = io.pair_files(args.images, args.masks, label_name=args.label_name)
     client = cluster = None
     if args.dask_local:
         from distributed import Client, LocalCluster
@@ -239,7 +287,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result = predict_many(args.model, pairs, args.out, batch_size=args.batch_size,
                               device=args.device, force=args.force, progress=progress,
                               client=client, scheduler=args.scheduler, axes=args.axes,
-                              confidence_map=args.confidence_map)
+                              confidence_map=args.confidence_map, geojson=args.geojson,
+                              zarr_labels=zarr_labels)
     finally:
         bar.close()
         if client is not None:
@@ -324,17 +373,31 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_objects)
 
     p = sub.add_parser("import-labels",
-                       help="add image/mask pairs and a labels CSV to a project (created if needed)")
+                       help="add images and their labels (CSV, QuPath GeoJSON or a "
+                       "napari-svetlana project) to a project (created if needed)")
     p.add_argument("project", help="project folder")
-    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--images", help="folder of images (TIFF, PNG, JPEG, OME-Zarr)")
     p.add_argument("--masks", help="folder of masks (default: the images folder)")
-    p.add_argument("--labels", required=True, help="CSV with columns image,label,class")
+    p.add_argument("--labels", help="CSV with columns image,label,class, or a QuPath GeoJSON "
+                   "file or folder of them (one per image, named after it)")
+    p.add_argument("--geojson-as-mask", action="store_true",
+                   help="the images have no mask: the GeoJSON outlines become the masks")
+    p.add_argument("--napari", metavar="FOLDER", help="a napari-svetlana project (Images/, "
+                   "Masks/, Svetlana/labels): import its images and labels")
+    p.add_argument("--class-names", help="names of the napari-svetlana classes 1,2,… in order, "
+                   "comma-separated (default: 1, 2, …)")
+    p.add_argument("--label-name", help="label image of OME-Zarr images to use as the mask")
+    p.add_argument("--add-classes", action="store_true",
+                   help="add classes the project does not have yet (else they are refused)")
     p.add_argument("--author", default="", help="recorded as the author of the labels")
     p.set_defaults(func=cmd_import_labels)
 
-    p = sub.add_parser("export-labels", help="write a project's labels as CSV image,label,class")
+    p = sub.add_parser("export-labels", help="write a project's labels as CSV image,label,class "
+                       "or as QuPath GeoJSON")
     p.add_argument("project", help="project folder")
-    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--out", required=True, help="CSV file to write (a folder for GeoJSON)")
+    p.add_argument("--format", choices=["csv", "geojson"], default="csv",
+                   help="geojson: one FeatureCollection per image, <stem>.geojson")
     p.set_defaults(func=cmd_export_labels)
 
     p = sub.add_parser("demo", help="create the demo project (synthetic cells, 3 classes)")
@@ -363,6 +426,8 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group-pattern", help="regex whose first group in the image name is the "
                    "validation group, e.g. 'train_(\\d+)_' (default: the image)")
     p.add_argument("--axes", help="axes of the image files, when they cannot be guessed")
+    p.add_argument("--label-name", help="label image of OME-Zarr images to use as the mask "
+                   "(default: the first one)")
     p.set_defaults(func=cmd_train)
 
 
@@ -371,8 +436,9 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model on labelled objects (one JSON line)")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--images", required=True, help="folder of images ('-' for mask-only)")
-    p.add_argument("--masks", required=True, help="folder of masks")
+    p.add_argument("--masks", help="folder of masks (default: the images folder)")
     p.add_argument("--labels", required=True, help="CSV with columns image,label,class")
+    p.add_argument("--label-name", help="label image of OME-Zarr images to use as the mask")
     p.add_argument("--axes")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(func=cmd_evaluate)
@@ -388,6 +454,16 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence-map", action="store_true",
                    help="also write confidence/<image>.tif, a float32 map of each object's "
                         "confidence (the tables always hold it)")
+    p.add_argument("--geojson", action="store_true",
+                   help="also write geojson/<image>.geojson: outlines and classes for QuPath")
+    p.add_argument("--write-into-zarr", action="store_true",
+                   help="write the classes into each OME-Zarr image as the label image "
+                   "labels/svetlana_classes (changes your Zarr: opt-in)")
+    p.add_argument("--zarr-copy", action="store_true",
+                   help="write a copy of each OME-Zarr image, with labels/svetlana_classes, "
+                   "into OUT/zarr/")
+    p.add_argument("--label-name", help="label image of OME-Zarr images to use as the mask "
+                   "(default: the first one)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--dask-local", type=int, metavar="N",
                    help="start a local Dask cluster of N worker processes")

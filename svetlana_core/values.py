@@ -9,10 +9,44 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+
+#: Default class colours, in the order they are handed out: Sasha Trubetskoy's "20 simple,
+#: distinct colours" (white and black left out), chosen to stay apart on both fluorescence and
+#: H&E backgrounds. Projects give new classes the first unused one; outputs made without a
+#: project (GeoJSON, OME-Zarr labels from the CLI) colour the model's classes in order.
+PALETTE: tuple[str, ...] = (
+    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231",
+    "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
+    "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000",
+    "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9",
+)  # fmt: skip
+
+
+def default_colours(classes: Sequence[str]) -> dict[str, str]:
+    """Class name -> ``"#rrggbb"``, the palette in the order of `classes` (repeated past 20).
+
+    >>> default_colours(["tumour", "immune"])
+    {'tumour': '#e6194b', 'immune': '#3cb44b'}
+    """
+    return {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(classes)}
+
+
+def rgb(colour: str | Sequence[int]) -> tuple[int, int, int]:
+    """``"#rrggbb"`` (or an ``(r, g, b[, a])`` sequence) as three ints 0-255.
+
+    >>> rgb("#3cb44b"), rgb([1, 2, 3, 255])
+    ((60, 180, 75), (1, 2, 3))
+    """
+    if isinstance(colour, str):
+        text = colour.lstrip("#")
+        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+    r, g, b = (int(c) for c in colour[:3])
+    return r, g, b
 
 
 def is_int(value: Any) -> bool:

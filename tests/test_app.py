@@ -202,6 +202,8 @@ def test_finished_run_shows_its_metrics_and_predict_shows_gradcam(demo_with_mode
     at.switch_page("pages/predict.py")
     at.run()
     _no_exception(at, "predict")
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert "Download QuPath GeoJSON" in labels and "Download objects.csv" in labels
     at.session_state["predict_selected"] = 5
     at.run()
     _no_exception(at, "predict with an object selected")

@@ -202,7 +202,7 @@ def test_two_trainings_into_one_folder_at_once_leave_one_model(demo_folders, tmp
 
 
 @pytest.mark.parametrize("args,message", [
-    (["train", "--out", "m"], "needs --images, --masks, --labels"),
+    (["train", "--out", "m"], "needs --images, --labels (or a PROJECT_DIR)"),
     (["train", "--images", "i", "--masks", "m", "--labels", "l", "--out", "m",
       "--arch-param", "depth"], "KEY=VALUE"),
     (["train", "--images", "i", "--masks", "m", "--labels", "l", "--out", "m",

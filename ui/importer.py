@@ -28,9 +28,9 @@ def validate_pairs(pairs: list[io.Pair]) -> pd.DataFrame:
     rows = []
     for pair in pairs:
         # One file at a time keeps memory bounded; reading dominates, not the loop.
-        record = {"image": pair.image.name, "mask": pair.mask.name, "status": "ok",
+        record = {"image": pair.name, "mask": pair.mask.name, "status": "ok",
                   "message": "", "shape": "", "objects": 0,
-                  "well": (w.name if (w := plate.parse_well(pair.image.name)) else "")}
+                  "well": (w.name if (w := plate.parse_well(pair.name)) else "")}
         try:
             image, mask = io.load_pair(pair.image, pair.mask)
             record["shape"] = " × ".join(str(s) for s in image.shape)
@@ -67,8 +67,8 @@ def add_valid(project: Project, pairs: list[io.Pair], report: pd.DataFrame) -> i
     ok = set(report.loc[report["status"] == "ok", "image"])
     chosen = [
         {"image_path": p.image, "mask_path": p.mask,
-         "well": (w.name if (w := plate.parse_well(p.image.name)) else None)}
-        for p in pairs if p.image.name in ok
+         "well": (w.name if (w := plate.parse_well(p.name)) else None)}
+        for p in pairs if p.name in ok
     ]
     if chosen:
         project.add_images(chosen)
@@ -119,7 +119,7 @@ def discard_unadded(folder: Path, pairs: list[io.Pair] | None,
     when ``pairs`` is None, e.g. the batch could not be paired), and the folder if it is left
     empty. Files of added pairs stay: the project points at them."""
     added = set() if report is None else set(report.loc[report["status"] == "ok", "image"])
-    keep = {p for pair in (pairs or []) if pair.image.name in added
+    keep = {p for pair in (pairs or []) if pair.name in added
             for p in (pair.image, pair.mask)}
     for path in folder.iterdir():
         if path not in keep and path.is_file():

@@ -196,13 +196,33 @@ def doubtful_gallery(row, image: np.ndarray | None, mask: np.ndarray,
         st.image([t for t, _ in tiles], caption=[c for _, c in tiles], width=96)
 
 
-def download_buttons(out_dir: Path, image_name: str) -> None:
-    """Download buttons for the run's combined objects and workbook and this image's class
-    map, for those that exist."""
-    downloads = st.columns(3)
+def download_buttons(out_dir: Path, image_name: str, mask: np.ndarray | None = None,
+                     table: pd.DataFrame | None = None,
+                     colours: dict[str, str] | None = None) -> None:
+    """Download buttons for the run's combined objects and workbook, this image's class map
+    and, given its mask and predictions, its objects as QuPath GeoJSON (built on click)."""
+    downloads = st.columns(4)
     for column, name in zip(downloads, ["objects.csv", "results.xlsx",
-                                        f"class_maps/{Path(image_name).stem}.tif"]):
+                                        f"class_maps/{io.image_stem(image_name)}.tif"]):
         path = out_dir / name
         if path.exists():
             column.download_button(f"Download {Path(name).name}", path.read_bytes(),
                                    file_name=Path(name).name, key=f"dl_{name}")
+    if mask is not None and table is not None and mask.ndim == 2:
+        downloads[3].download_button(
+            "Download QuPath GeoJSON", lambda: _geojson_bytes(mask, table, colours or {},
+                                                              image_name),
+            file_name=f"{io.image_stem(image_name)}.geojson", mime="application/geo+json",
+            key=f"dl_geojson_{image_name}", on_click="ignore",
+            help="The objects' outlines with their predicted class, confidence and "
+                 "probabilities, for QuPath (File > Import objects)")
+
+
+def _geojson_bytes(mask: np.ndarray, table: pd.DataFrame, colours: dict[str, str],
+                   image_name: str) -> bytes:
+    from svetlana_core.io import geojson
+    from svetlana_core.values import rgb
+
+    collection = geojson.mask_to_features(mask, table, {k: rgb(c) for k, c in colours.items()},
+                                          image=image_name)
+    return json.dumps(collection, separators=(",", ":")).encode()

@@ -53,6 +53,7 @@ are let through (see :func:`read_mask`).
 
 from svetlana_core.io.axes import guess_axes, to_canonical
 from svetlana_core.io.labels import read_labels_csv
+from svetlana_core.io.omezarr import image_name, image_stem, is_zarr_path
 from svetlana_core.io.pairing import Files, MASK_SUFFIXES, Pair, folder_files, group_by_pattern, pair_files
 from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
 from svetlana_core.io.write import atomic_write, atomic_write_bytes, csv_text, formula_safe, formula_unsafe, index_is_data, write_csv, write_tiff
@@ -68,6 +69,9 @@ __all__ = [
     'folder_files',
     'group_by_pattern',
     'guess_axes',
+    'image_name',
+    'image_stem',
+    'is_zarr_path',
     'csv_text',
     'formula_safe',
     'formula_unsafe',

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svetlana_core.errors import InputError, listing
+from svetlana_core.io import omezarr
 from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 
 MASK_SUFFIXES: tuple[str, ...] = ("_cp_masks", "_seg", "_masks", "_mask", "_labels", "_label")
@@ -24,13 +25,19 @@ class Pair:
     mask: Path
     stem: str
 
+    @property
+    def name(self) -> str:
+        """The image's name in projects and tables (:func:`~svetlana_core.io.image_name`)."""
+        return omezarr.image_name(self.image)
+
 
 #: What a training or evaluation reads: image name -> (image path or None, mask path).
 Files = dict[str, tuple[Path | None, Path]]
 
 
 def folder_files(
-    images_dir: str | os.PathLike[str] | None, masks_dir: str | os.PathLike[str] | None = None
+    images_dir: str | os.PathLike[str] | None, masks_dir: str | os.PathLike[str] | None = None,
+    *, label_name: str | None = None,
 ) -> Files:
     """The image/mask files of a folder, by image file name: the one resolver of folders.
 
@@ -41,11 +48,13 @@ def folder_files(
         mask file of ``masks_dir`` is an "image" named by its file name (hidden files skipped).
     masks_dir : path, optional
         Masks (default: the images folder).
+    label_name : str, optional
+        The label image of OME-Zarr images to use as their masks (see :func:`pair_files`).
 
     Returns
     -------
     dict
-        ``{image file name: (image path or None, mask path)}``, sorted by name.
+        ``{image name: (image path or None, mask path)}``, sorted by name.
 
     Raises
     ------
@@ -53,7 +62,8 @@ def folder_files(
         A folder that does not exist, and everything :func:`pair_files` raises.
     """
     if images_dir is not None:
-        return {p.image.name: (p.image, p.mask) for p in pair_files(images_dir, masks_dir)}
+        pairs = pair_files(images_dir, masks_dir, label_name=label_name)
+        return {p.name: (p.image, p.mask) for p in pairs}
     if masks_dir is None:
         raise InputError("mask-only data needs a mask folder")
     masks = Path(masks_dir)
@@ -63,7 +73,8 @@ def folder_files(
 
 
 def pair_files(
-    images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[str] | None = None
+    images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[str] | None = None,
+    *, label_name: str | None = None,
 ) -> list[Pair]:
     """Match each image of a folder with its mask by file name.
 
@@ -75,6 +86,9 @@ def pair_files(
         Folder of images (:data:`IMAGE_EXTENSIONS`).
     masks_dir : str or path-like, optional
         Folder of masks; the image folder when None.
+    label_name : str, optional
+        For OME-Zarr images: the label image that is their mask (default: the first one their
+        ``labels/`` group lists; an image without one takes a mask file from `masks_dir`).
 
     Returns
     -------
@@ -89,6 +103,12 @@ def pair_files(
     """
     images_dir = Path(images_dir)
     masks_dir = images_dir if masks_dir is None else Path(masks_dir)
+    if omezarr.is_zarr_path(images_dir) and images_dir.is_dir():
+        # One OME-Zarr image or plate given by its own path: its images are paired inside it.
+        if masks_dir == images_dir:
+            masks_dir = images_dir.parent
+        pairs = _zarr_pairs(omezarr.zarr_images(images_dir), {}, masks_dir, label_name)
+        return sorted(pairs, key=lambda pair: (pair.stem, pair.name))
     for folder, what in ((images_dir, "image"), (masks_dir, "mask")):
         if not folder.is_dir():
             raise InputError(f"{what} folder {folder} does not exist or is not a folder")
@@ -102,12 +122,46 @@ def pair_files(
         for path in _list_files(images_dir, IMAGE_EXTENSIONS)
         if not (same_folder and _mask_suffix(path) is not None)
     ]
-    if not images:
+    stores = _zarr_stores(images_dir)
+    if not images and not stores:
         raise InputError(
-            f"image folder {images_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
+            f"image folder {images_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)}, "
+            "OME-Zarr)"
         )
-    pairs = _one_mask_each(images, candidates, images_dir, masks_dir)
-    return sorted(pairs, key=lambda pair: (pair.stem, pair.image.name))
+    pairs = _one_mask_each(images, candidates, images_dir, masks_dir) if images else []
+    zarr_images = [image for store in stores for image in omezarr.zarr_images(store)]
+    pairs += _zarr_pairs(zarr_images, candidates, masks_dir, label_name)
+    return sorted(pairs, key=lambda pair: (pair.stem, pair.name))
+
+
+def _zarr_stores(folder: Path) -> list[Path]:
+    """The OME-Zarr stores (``*.zarr`` folders) of a folder, not hidden ones."""
+    return sorted(Path(entry.path) for entry in os.scandir(folder)
+                  if entry.is_dir() and not entry.name.startswith(".")
+                  and omezarr.is_zarr_path(entry.name))
+
+
+def _zarr_pairs(images: list[Path], candidates: dict[str, list[Path]], masks_dir: Path,
+                label_name: str | None) -> list[Pair]:
+    """Each OME-Zarr image with its label image, or else a mask file named after it."""
+    pairs, missing = [], []
+    for image in images:
+        stem = omezarr.image_stem(image)
+        mask = omezarr.mask_of(image, label_name)
+        found = candidates.get(stem, [])
+        if mask is None and len(found) > 1:
+            names = ", ".join(sorted(path.name for path in found))
+            raise InputError(f"image {omezarr.image_name(image)} has several candidate masks in "
+                             f"{masks_dir}: {names}; keep one")
+        if mask is None and not found:
+            missing.append(omezarr.image_name(image))
+            continue
+        pairs.append(Pair(image=image, mask=mask or found[0], stem=stem))
+    if missing:
+        raise InputError(
+            f"{len(missing)} OME-Zarr image(s) have no label image (labels/ group) and no mask "
+            f"file in {masks_dir}: {listing(sorted(missing))}")
+    return pairs
 
 
 def _one_mask_each(

@@ -14,6 +14,7 @@ import tifffile
 from svetlana_core.errors import InputError, byte_size
 from svetlana_core.io.axes import _KNOWN_TIFF_AXES, _to_canonical, guess_axes
 from svetlana_core.io.cellpose import _load_npy, _read_cellpose_seg
+from svetlana_core.io.omezarr import is_zarr_path, read_level0
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 """Extensions (lower case) of image files, for :func:`read_image` and :func:`pair_files`."""
@@ -26,7 +27,8 @@ _MAX_LABEL = np.iinfo(np.int64).max  # labels are int64 in object tables and in 
 def read_image(
     path: str | os.PathLike[str], axes: str | None = None, *, ndim_hint: int | None = None
 ) -> np.ndarray:
-    """Read an image (TIFF, multi-page TIFF, OME-TIFF, PNG, JPEG) in the canonical layout.
+    """Read an image (TIFF, multi-page TIFF, OME-TIFF, PNG, JPEG, OME-Zarr) in the canonical
+    layout.
 
     The file is read by its content when its extension lies (a PNG named ``.tif`` reads).
 
@@ -54,8 +56,11 @@ def read_image(
         (complex, object, ...), or `axes` does not fit it. The message names the file.
     """
     path = Path(path)
-    _check_file(path, "image")
-    array, file_axes = _read_raw(path, "image", keep_palette=False)
+    if is_zarr_path(path):
+        array, file_axes = read_level0(path, "image")
+    else:
+        _check_file(path, "image")
+        array, file_axes = _read_raw(path, "image", keep_palette=False)
     _check_image_dtype(array, path)
     if array.size == 0:
         raise InputError(f"image {path} is empty (shape {array.shape})")
@@ -104,7 +109,8 @@ def read_mask(path: str | os.PathLike[str], relabel_binary: bool = False) -> np.
     """Read an instance mask and check that it holds labelled objects.
 
     Formats: TIFF (2D or a stack of planes), PNG (8/16-bit grey or palette indices), ``.npy``,
-    Cellpose ``*_seg.npy`` (its ``"masks"`` entry) and Cellpose ``*_cp_masks.png/tif``.
+    Cellpose ``*_seg.npy`` (its ``"masks"`` entry), Cellpose ``*_cp_masks.png/tif`` and an
+    OME-Zarr label image (``cells.ome.zarr/labels/nuclei``, level 0).
 
     ``*_seg.npy`` is a pickled dict, and unpickling can run code. It is the only pickle read here,
     only for files with that name, and through an unpickler that builds numpy arrays and plain
@@ -140,8 +146,11 @@ def read_mask(path: str | os.PathLike[str], relabel_binary: bool = False) -> np.
     not a binary mask. The checks cost a few passes of numpy reductions, no ``np.unique``.
     """
     path = Path(path)
-    _check_file(path, "mask")
-    array = _read_mask_array(path)
+    if is_zarr_path(path):
+        array = _single_channel(*read_level0(path, "mask"), path)
+    else:
+        _check_file(path, "mask")
+        array = _read_mask_array(path)
     return _validate_mask(array, path, relabel_binary)
 
 

@@ -156,7 +156,7 @@ def _prediction_pairs(project: Project, source: Any) -> tuple[list[Any], dict[st
         files = {name: pair for name, pair in files.items() if name in set(source.images)}
     if not files:
         raise InputError("there are no images to predict")
-    names = {Path(path if path is not None else mask).name: name
+    names = {io.image_name(path if path is not None else mask): name
              for name, (path, mask) in files.items()}
     return list(files.values()), names
 

@@ -259,6 +259,10 @@ def read_model_meta(folder: str | os.PathLike, kind: str | None = None) -> dict:
     folder = Path(folder)
     path = folder / MODEL_FILE
     if not folder.is_dir():
+        from svetlana_core.io.napari_project import looks_like_plugin_model, refuse_plugin_model
+
+        if folder.is_file() and looks_like_plugin_model(folder):
+            refuse_plugin_model(folder)
         raise InputError(f"model folder {folder} not found ({MODEL_FILE} not found)")
     if not path.is_file():
         raise InputError(f"{path} not found: not a model folder")

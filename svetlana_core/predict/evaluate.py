@@ -19,7 +19,8 @@ from svetlana_core.stats import classification_metrics
 
 def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike | None,
                     masks_dir: str | os.PathLike, labels_csv: str | os.PathLike,
-                    axes: str | None = None, device: str = "cpu") -> dict[str, Any]:
+                    axes: str | None = None, device: str = "cpu",
+                    label_name: str | None = None) -> dict[str, Any]:
     """Predict the labelled objects and compare with their labels.
 
     Parameters
@@ -36,6 +37,8 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
         Axes of the image files.
     device : str
         Device for a CNN ("cpu", "cuda", "auto").
+    label_name : str, optional
+        The label image of OME-Zarr images that is their mask.
 
     Returns
     -------
@@ -44,7 +47,7 @@ def evaluate_folder(model_dir: str | os.PathLike, images_dir: str | os.PathLike 
         balanced_accuracy, macro_f1, per_class, confusion, classes``).
     """
     labels = io.read_labels_csv(labels_csv)
-    files = io.folder_files(images_dir, masks_dir)
+    files = io.folder_files(images_dir, masks_dir, label_name=label_name)
     unknown = sorted(set(labels["image"]) - set(files))
     if unknown:
         raise InputError(f"labels file {labels_csv} names {len(unknown)} image(s) that are not "

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from svetlana_core.errors import InputError
+from svetlana_core.values import default_colours
 from svetlana_core.predict.backends import engine_of, is_forest, load_for_prediction
 from svetlana_core.predict.cluster import _run_on_cluster
 from svetlana_core.predict.crop import _spec
@@ -81,6 +82,9 @@ def predict_many(
     relabel_binary: bool = False,
     confidence_map: bool = False,
     tabulate_also: Iterable[Any] | None = None,
+    geojson: bool = False,
+    zarr_labels: str | None = None,
+    colours: Mapping[str, str] | None = None,
 ) -> ManyResult:
     """Predict every object of many images and write per-image and combined outputs.
 
@@ -126,6 +130,17 @@ def predict_many(
         model, same files) join the combined tables: predicting one image of a project again
         keeps the others' rows in ``objects.csv`` and the counts (they are not in ``done``
         or ``skipped``).
+    geojson : bool, default False
+        Also write ``geojson/<stem>.geojson``: the objects' outlines with their classes, in
+        QuPath's GeoJSON (:mod:`svetlana_core.io.geojson`).
+    zarr_labels : {None, "into", "copy"}
+        For OME-Zarr images: write the objects as the label image ``labels/svetlana_classes``
+        coloured by class (:func:`svetlana_core.io.omezarr.write_class_labels`), into the
+        user's own store ("into": only when the user asked for it) or into a copy of the
+        image at ``zarr/<stem>.ome.zarr`` ("copy").
+    colours : mapping, optional
+        Class name -> ``"#rrggbb"`` for the GeoJSON and Zarr outputs; default: the project
+        palette (:data:`svetlana_core.store.PALETTE`) in the model's class order.
 
     Returns
     -------
@@ -144,12 +159,13 @@ def predict_many(
     notes: list[str] = []
     model, folder = _model_of(model_dir, device, distributed, notes)
     classes = _classes(model)  # a model.json without them is refused before any work
+    palette = {**default_colours(classes), **(colours or {})}
     settings = _Settings(model_fingerprint(model), batch_size, chunk_objects, axes,
-                         relabel_binary)
+                         relabel_binary, tuple(palette.items()))
     out = Path(out_dir)
     for sub in _FOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    tasks = _tasks(pairs, out, confidence_map)
+    tasks = _tasks(pairs, out, confidence_map, geojson, zarr_labels)
     tables, todo = _up_to_date(tasks, settings.fingerprint, force)
     result = ManyResult(out_dir=out, skipped=[task.name for task in tasks if task.name in tables],
                         notes=notes, engine=engine_of(model))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from svetlana_core import io, plate, stats
+from svetlana_core.values import rgb
 from svetlana_core.predict.image import Prediction, prediction_columns
 from svetlana_core.predict.resume import _remove_stale_temporaries
 
@@ -37,10 +38,13 @@ def _with_image(objects: pd.DataFrame, name: str, well: str | None) -> pd.DataFr
 
 
 def _write_image_outputs(
-    paths: dict[str, Path], task: _Task, prediction: Prediction
+    paths: dict[str, Path], task: _Task, prediction: Prediction,
+    colours: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write the class map, the confidence map (when ``paths`` has one) and the object table
-    of one image; return the table.
+    of one image; return the table. With a ``geojson`` path, the objects' outlines for QuPath;
+    when the task asks, the class labels into its OME-Zarr image (or into a copy at
+    ``paths["zarr"]``), coloured with ``colours`` (class name -> ``"#rrggbb"``).
 
     The TIFF descriptions name the classes and what the values mean, so a map opened alone
     (Fiji, napari) says how to read it.
@@ -60,6 +64,16 @@ def _write_image_outputs(
             prediction.confidence_map,
             {**description, "value": "confidence (top probability), 0 on background"},
         )
+    colours = colours or {}
+    if "geojson" in paths:
+        from svetlana_core.io import geojson
+
+        shown = {name: rgb(colour) for name, colour in colours.items()}
+        geojson.write_geojson(paths["geojson"], geojson.mask_to_features(
+            prediction.mask, objects, shown, image=task.name))
+    if task.zarr_labels is not None:
+        io.omezarr.write_class_labels(task.image, prediction.mask, objects, colours,
+                                      copy_to=paths.get("zarr"))
     io.write_csv(paths["objects"], objects)
     return objects
 

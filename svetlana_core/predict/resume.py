@@ -91,6 +91,18 @@ def _outputs(out_dir: Path, stem: str, confidence: bool = True) -> dict[str, Pat
     return paths
 
 
+def _task_outputs(task: _Task) -> dict[str, Path]:
+    """Every output of a task: :func:`_outputs`, and the QuPath GeoJSON and the copy of an
+    OME-Zarr image with its class labels when the task asks for them."""
+    out_dir = Path(task.out_dir)
+    paths = _outputs(out_dir, task.stem, task.confidence)
+    if task.geojson:
+        paths["geojson"] = out_dir / "geojson" / f"{task.stem}.geojson"
+    if task.zarr_labels == "copy":
+        paths["zarr"] = out_dir / "zarr" / f"{task.stem}.ome.zarr"
+    return paths
+
+
 def _marker_path(out_dir: Path, stem: str) -> Path:
     return out_dir / "done" / f"{stem}.json"
 
@@ -113,20 +125,25 @@ def _start_outputs(task: _Task) -> dict[str, Path]:
     out_dir = Path(task.out_dir)
     marker = _marker_path(out_dir, task.stem)
     marker.unlink(missing_ok=True)  # not done until rewritten
-    paths = _outputs(out_dir, task.stem, task.confidence)
-    every = _outputs(out_dir, task.stem)
+    paths = _task_outputs(task)
+    every = {**_outputs(out_dir, task.stem), **paths}
     if not task.confidence:  # an older run's map would not match the new classes
         every["confidence"].unlink(missing_ok=True)
     _remove_stale_temporaries([marker, *every.values()])
+    for path in paths.values():  # geojson/ and zarr/ exist only in runs that ask for them
+        path.parent.mkdir(parents=True, exist_ok=True)
     return paths
 
 
 def _input_stamp(task: _Task) -> list:
-    """Size and modification time (ns) of the image and mask files (None: no image)."""
+    """Size and modification time (ns) of the image and mask files (None: no image; for an
+    OME-Zarr image or label image, of its level-0 array's metadata)."""
     stamps = []
     for path in (task.image, task.mask):
         if path is None:
             stamps.append(None)
+        elif io.is_zarr_path(path):  # a folder: its level-0 array's metadata tells
+            stamps.append(io.omezarr.content_stamp(path))
         else:
             stat = os.stat(path)
             stamps.append([stat.st_size, stat.st_mtime_ns])
@@ -141,6 +158,7 @@ def _write_marker(task: _Task, fingerprint: str, n_objects: int) -> None:
         "image": task.image,
         "mask": task.mask,
         "n_objects": n_objects,
+        "extras": _extras(task),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     marker = _marker_path(Path(task.out_dir), task.stem)
@@ -150,14 +168,23 @@ def _write_marker(task: _Task, fingerprint: str, n_objects: int) -> None:
 def _is_done(task: _Task, fingerprint: str) -> bool:
     out_dir = Path(task.out_dir)
     marker = _marker_path(out_dir, task.stem)
-    outputs = _outputs(out_dir, task.stem, task.confidence)
-    if not marker.is_file() or not all(p.is_file() for p in outputs.values()):
+    outputs = _task_outputs(task)
+    if not marker.is_file() or not all(p.exists() for p in outputs.values()):
         return False
     try:
         record = json.loads(marker.read_text())
-        return record.get("model") == fingerprint and record.get("inputs") == _input_stamp(task)
+        done = record.get("extras") or {}
+        # Outputs asked for now (a GeoJSON, labels written into a Zarr) must have been made.
+        extras = all(done.get(key) == value for key, value in _extras(task).items() if value)
+        return (record.get("model") == fingerprint and extras
+                and record.get("inputs") == _input_stamp(task))
     except (OSError, ValueError):
         return False
+
+
+def _extras(task: _Task) -> dict[str, Any]:
+    """The optional outputs a task asks for, as its marker records them."""
+    return {"geojson": task.geojson, "zarr_labels": task.zarr_labels}
 
 
 def _read_objects(path: Path) -> pd.DataFrame:

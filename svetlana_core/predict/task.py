@@ -38,6 +38,8 @@ class _Task:
     well: str | None
     out_dir: str
     confidence: bool = False
+    geojson: bool = False
+    zarr_labels: str | None = None  # "into" the image's own store, a "copy" in out_dir, None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class _Settings:
     chunk_objects: int | None
     axes: str | None
     relabel_binary: bool
+    colours: tuple[tuple[str, str], ...] = ()  # class name -> "#rrggbb", for GeoJSON and Zarr
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,9 @@ def _predict(model: OnnxModel | LoadedModel, task: _Task, loaded: Any,
     def run() -> Prediction:
         prediction = predict_image(model, image, mask, batch_size=settings.batch_size,
                                    chunk_objects=settings.chunk_objects)
-        # The mask is kept only to paint a confidence map: without one it can go now.
-        return prediction if task.confidence else replace(prediction, mask=None)
+        # The mask is kept only to paint a confidence map or outline the objects.
+        keep = task.confidence or task.geojson or task.zarr_labels
+        return prediction if keep else replace(prediction, mask=None)
 
     return _guarded(task.name, run)
 
@@ -115,7 +119,8 @@ def _write(task: _Task, settings: _Settings, prediction: Any) -> _Outcome:
         return prediction
 
     def write() -> _Outcome:
-        objects = _write_image_outputs(_start_outputs(task), task, prediction)
+        objects = _write_image_outputs(_start_outputs(task), task, prediction,
+                                       dict(settings.colours))
         _write_marker(task, settings.fingerprint, len(objects))
         return _Outcome(task.name, objects=objects)
 
@@ -156,9 +161,11 @@ def _run_pipelined(model: OnnxModel | LoadedModel, tasks: list[_Task],
 
 
 def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path,
-           confidence: bool = False) -> list[_Task]:
+           confidence: bool = False, geojson: bool = False,
+           zarr_labels: str | None = None) -> list[_Task]:
     """One task per image/mask pair (a folder is paired first), names checked to be unique;
-    ``confidence``: the tasks also write a confidence map.
+    ``confidence``: the tasks also write a confidence map; ``geojson``: a QuPath GeoJSON;
+    ``zarr_labels``: OME-Zarr images get the class labels ("into" them or a "copy").
 
     Raises
     ------
@@ -171,6 +178,15 @@ def _tasks(pairs: Iterable[Any] | str | os.PathLike, out_dir: Path,
     tasks = [_task(item, out_dir, confidence) for item in pairs]
     if not tasks:
         raise InputError("pairs is empty: there is no image to predict")
+    if zarr_labels is not None:
+        if zarr_labels not in ("into", "copy"):
+            raise InputError(f"zarr_labels must be 'into', 'copy' or None, got {zarr_labels!r}")
+        if not any(task.image and io.is_zarr_path(task.image) for task in tasks):
+            raise InputError("class labels can be written into OME-Zarr images only, and none "
+                             "of the images is one")
+    tasks = [replace(task, geojson=geojson,
+                     zarr_labels=zarr_labels if task.image and io.is_zarr_path(task.image)
+                     else None) for task in tasks]
     for attribute, what in (("stem", "output name (file stem)"), ("name", "image name")):
         values = pd.Series([getattr(task, attribute) for task in tasks])
         twice = sorted(values[values.duplicated()].unique())
@@ -197,12 +213,13 @@ def _task(item: Any, out_dir: Path, confidence: bool = False) -> _Task:
     mask = Path(mask)
     image = None if image is None else Path(image)
     named = image or mask
-    well = plate.parse_well(named.name)
+    name = io.image_name(named)
+    well = plate.parse_well(name)
     return _Task(
         image=None if image is None else str(image),
         mask=str(mask),
-        stem=str(named.stem if stem is None else stem),
-        name=named.name,
+        stem=str(io.image_stem(named) if stem is None else stem),
+        name=name,
         well=None if well is None else well.name,
         out_dir=str(out_dir),
         confidence=confidence,

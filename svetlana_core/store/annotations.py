@@ -20,6 +20,7 @@ import pandas as pd
 from svetlana_core import io
 from svetlana_core.errors import InputError, listing
 from svetlana_core.store.schema import _CURRENT_SQL
+from svetlana_core.values import rgb
 from svetlana_core.store.values import (
     _author,
     _class_name,
@@ -380,8 +381,46 @@ class _Annotations:
             classes. The project is unchanged then.
         """
         path = Path(path)
+        return self.import_labels(io.read_labels_csv(path), origin=f"labels file {path}",
+                                  source=source, author=author, images=images)
+
+    def import_labels(
+        self,
+        table: pd.DataFrame,
+        *,
+        origin: str,
+        source: str = "import",
+        author: str = "",
+        images: Iterable[Any] | None = None,
+    ) -> int:
+        """Store a labels table ``image, label, class`` in one transaction (all or nothing).
+
+        The table is what :func:`svetlana_core.io.read_labels_csv` returns (or a QuPath
+        GeoJSON or napari-svetlana import gives): labels are positive int64, each object has
+        one class. Classes that do not exist yet are created (in alphabetical order).
+
+        Parameters
+        ----------
+        table : DataFrame
+            ``image`` (project image names), ``label``, ``class``; extra columns ignored.
+        origin : str
+            What the labels come from, for messages (``"labels file x.csv"``).
+        source, author, images
+            As :meth:`import_labels_csv`.
+
+        Returns
+        -------
+        int
+            The number of objects labelled.
+
+        Raises
+        ------
+        InputError
+            Unknown image names or too many classes, naming `origin`. The project is
+            unchanged then.
+        """
         author, source = _author(author), _source(source)
-        table = io.read_labels_csv(path)[["image", "label", "class"]]
+        table = table[["image", "label", "class"]]
         with self._write() as conn:
             if images is not None:
                 self._add_images(conn, images)
@@ -390,10 +429,9 @@ class _Annotations:
             unknown = sorted(table.loc[image_ids.isna(), "image"].unique())
             if unknown:
                 raise InputError(
-                    f"labels file {path} names {len(unknown)} images that are not in the "
+                    f"{origin} names {len(unknown)} images that are not in the "
                     f"project: {listing(unknown)}"
                 )
-            origin = f"labels file {path}"
             classes = self._add_classes(conn, sorted(table["class"].unique()), origin)
             class_ids = table["class"].map(classes)
             records = zip(
@@ -421,6 +459,33 @@ class _Annotations:
         path.parent.mkdir(parents=True, exist_ok=True)
         io.write_csv(path, table)
         return len(table)
+
+
+    def export_labels_geojson(self, folder: str | os.PathLike[str]) -> int:
+        """Write the current labels as QuPath GeoJSON, one file per labelled image.
+
+        ``<folder>/<image stem>.geojson`` holds one detection per labelled object: its outline
+        from the mask, its class with the project's colour (:mod:`svetlana_core.io.geojson`).
+        One mask is in memory at a time.
+
+        Returns
+        -------
+        int
+            The number of objects written.
+        """
+        from svetlana_core.io import geojson
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = self.labels()[["image", "label", "class"]]
+        colours = dict(self.classes()[["name", "colour"]].values)
+        masks = dict(self.images()[["name", "mask_path"]].values)
+        for name, table in labels.groupby("image", sort=True):
+            collection = geojson.mask_to_features(
+                io.read_mask(masks[name]), table, {k: rgb(c) for k, c in colours.items()},
+                image=name)
+            geojson.write_geojson(folder / f"{io.image_stem(name)}.geojson", collection)
+        return len(labels)
 
 
 def _refuse_if_changed_by_others(

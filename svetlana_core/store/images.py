@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from svetlana_core import io
 from svetlana_core.errors import InputError
 from svetlana_core.store.values import _frame, _index, utc_now
 
@@ -110,7 +111,7 @@ class _Images:
         path = None if image_path is None else os.path.abspath(os.fspath(image_path))
         mask = os.path.abspath(os.fspath(mask_path))
         if name is None:
-            name = Path(path if path is not None else mask).name
+            name = io.image_name(path if path is not None else mask)
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"image name must be a non-empty string, got {name!r}")
         name = name.strip()

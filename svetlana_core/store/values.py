@@ -12,18 +12,9 @@ from datetime import date, datetime, timezone
 from typing import Any
 import pandas as pd
 from svetlana_core.errors import InputError
+from svetlana_core.values import PALETTE  # the default class colours, re-exported
 
 MAX_CLASSES = 20
-
-#: Default class colours, in the order they are handed out: Sasha Trubetskoy's "20 simple,
-#: distinct colours" (white and black left out), chosen to stay apart on both fluorescence and
-#: H&E backgrounds.
-PALETTE: tuple[str, ...] = (
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231",
-    "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
-    "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000",
-    "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9",
-)  # fmt: skip
 
 SOURCES: tuple[str, ...] = ("manual", "correction", "import", "guided")
 RUN_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "stopped")

@@ -296,7 +296,7 @@ def _match_images(labels: pd.DataFrame, files: Mapping[str, Any], named_by: str,
                   where: str) -> pd.DataFrame:
     """``labels`` with each ``image`` given as a key of ``files`` (a file stem is accepted);
     raises naming up to 5 images that are not in ``files``."""
-    stems = {Path(name).stem: name for name in files}
+    stems = {io.image_stem(name): name for name in files}
     labels = labels.assign(image=labels["image"].map(lambda n: n if n in files else
                                                      stems.get(n, n)))
     unknown = sorted(set(labels["image"]) - set(files))
@@ -380,6 +380,7 @@ def dataset_from_folders(
     classes: Sequence[str] | None = None,
     group_by: Callable[[str], Any] | None = None,
     axes: str | None = None,
+    label_name: str | None = None,
 ) -> ObjectSet:
     """Build the training set from a folder of images, a folder of masks and a labels CSV.
 
@@ -388,12 +389,14 @@ def dataset_from_folders(
     images_dir : path or None
         Images, paired with masks by :func:`svetlana_core.io.pair_files`. None: mask-only
         data, every mask file of ``masks_dir`` is an "image" named by its file name.
-    masks_dir : path
-        Masks.
+    masks_dir : path or None
+        Masks (None: the images folder).
     labels_csv : path
         ``image,label,class``; ``image`` is the image file name (or its stem).
     config, classes, group_by, axes
         As :func:`dataset_from_files`.
+    label_name : str, optional
+        The label image of OME-Zarr images that is their mask (:func:`svetlana_core.io.pair_files`).
 
     Raises
     ------
@@ -402,7 +405,7 @@ def dataset_from_folders(
         :func:`dataset_from_files` and :mod:`svetlana_core.io` raise.
     """
     table = io.read_labels_csv(labels_csv)
-    files = io.folder_files(images_dir, masks_dir)
+    files = io.folder_files(images_dir, masks_dir, label_name=label_name)
     where = masks_dir if images_dir is None else images_dir
     table = _match_images(table, files, f"labels file {labels_csv}", str(where))
     return dataset_from_files(files, table, config, classes, group_by, axes)

@@ -42,3 +42,22 @@ def test_a_folder_outside_the_roots_or_with_a_link_out_is_refused(root, tmp_path
                                                     .read_bytes())
     with pytest.raises(InputError, match=r"x_A02\.tif is a link to .*outside the data roots"):
         predictions.prediction_source("a server folder", "a.tif", IMAGES, "plate")
+
+
+def test_the_geojson_download_holds_every_predicted_object_with_its_class():
+    import json
+
+    from tests.builders import three_disks
+    from ui.predictions import _geojson_bytes
+
+    _, mask = three_disks()
+    table = pd.DataFrame({"label": [3, 7, 42], "class": ["a", "b", "a"],
+                          "confidence": [0.9, 0.8, 0.7], "p_a": [0.9, 0.2, 0.7],
+                          "p_b": [0.1, 0.8, 0.3]})
+    collection = json.loads(_geojson_bytes(mask, table, {"a": "#ff0000", "b": "#00ff00"},
+                                           "x.tif"))
+    got = {f["properties"]["measurements"]["label"]: (
+        f["properties"]["classification"]["name"], f["properties"]["classification"]["color"],
+        f["properties"]["measurements"]["p_b"]) for f in collection["features"]}
+    assert got == {3: ("a", [255, 0, 0], 0.1), 7: ("b", [0, 255, 0], 0.8),
+                   42: ("a", [255, 0, 0], 0.3)}
