@@ -8,7 +8,7 @@ from svetlana_core.demo import create_demo
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 from ui import classes as class_edits
-from ui import importer, loaders, state, viewer
+from ui import importer, labels_io, loaders, state, viewer
 from ui.layout import page_setup
 
 project = page_setup("Project")
@@ -98,6 +98,10 @@ if st.button("Save classes"):
         st.rerun()
     except InputError as error:
         st.error(str(error))
+
+st.subheader("Labels in and out")
+labels_io.downloads(project)
+labels_io.upload(project)
 
 if images.empty:
     st.stop()

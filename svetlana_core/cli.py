@@ -61,60 +61,19 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
 
 
 def _store_labels(args: argparse.Namespace, gathered) -> int:
-    """Check the gathered labels against the masks and the project's classes, then store."""
+    """Check the gathered labels against the masks and the project, then store them."""
     from svetlana_core.store.connection import DB_NAME
+    from svetlana_core.store.label_import import check_labels, store_checked
     from svetlana_core.store.project import Project
 
-    origin = args.labels or args.napari
     exists = (Path(args.project) / DB_NAME).is_file()
     project = Project.open(args.project) if exists else None
-    if args.labels and not gathered.written and not args.napari:
-        _check_labels_in_masks(args.labels, gathered, project)
-    known = set(project.classes()["name"]) if project is not None else set()
-    new = sorted(set(gathered.table["class"]) - known)
-    if known and new and not args.add_classes:
-        raise InputError(f"{origin} names class(es) that project {args.project} does not have: "
-                         f"{', '.join(map(repr, new))} (its classes: "
-                         f"{', '.join(map(repr, sorted(known)))}); pass --add-classes to add "
-                         "them, or rename them in the file")
-    project = project or Project.open_or_create(args.project)
-    return project.import_labels(gathered.table, origin=f"labels file {origin}",
-                                 author=args.author,
-                                 images=[(p.image, p.mask, None, None, p.name)
-                                         for p in gathered.pairs])
-
-
-def _check_labels_in_masks(labels_file, gathered, project) -> None:
-    """Refuse labels of a CSV that are not objects of their image's mask (one mask in memory
-    at a time; images already in the project are checked against their stored masks)."""
-    from svetlana_core import io
-    from svetlana_core.objects.table import labels_of
-
-    stored = dict(project.images()[["name", "mask_path"]].values) if project else {}
-    masks = {**stored, **{p.name: p.mask for p in gathered.pairs}}
-    present = {}  # every new image and mask is read, as the app's import page does
-    for pair in gathered.pairs:
-        present[pair.name] = labels_of(io.load_pair(pair.image, pair.mask)[1])
-    for name, labels in gathered.table.groupby("image")["label"]:
-        if name not in masks:
-            continue  # the store names every unknown image in one message
-        if name not in present:
-            present[name] = labels_of(io.read_mask(masks[name]))
-        _check_labels_in_mask(labels_file, name, masks[name], present[name], labels.to_numpy())
-
-
-def _check_labels_in_mask(labels_file, image: str, mask_path, present, labels) -> None:
-    """Refuse labels of a CSV that are not objects of their image's mask."""
-    import numpy as np
-
-    absent = np.setdiff1d(labels, present)
-    if absent.size:
-        more = f" and {absent.size - 5} more" if absent.size > 5 else ""
-        raise InputError(
-            f"labels file {labels_file} names object(s) {', '.join(map(str, absent[:5]))}{more} "
-            f"of image {image}, which are not in its mask {mask_path} ({present.size} objects, "
-            f"labels {present.min()} to {present.max()})"
-        )
+    check = check_labels(project, gathered, f"labels file {args.labels or args.napari}")
+    if check.errors:
+        raise InputError(check.errors[0])
+    return store_checked(project or Project.open_or_create(args.project), check,
+                         add_classes=args.add_classes, author=args.author,
+                         hint="pass --add-classes to add them, or rename them in the file")
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
@@ -497,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     # tifffile logs its own warnings about damaged files; our InputError already names the
     # file and the problem in one line.
     logging.getLogger("tifffile").setLevel(logging.ERROR)
+    _print_core_notes()
     try:
         return args.func(args)
     except InputError as error:
@@ -514,6 +474,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class _Notes(logging.Handler):
+    """Prints what the core logs at warning level (e.g. pairs whose names differ) as one
+    ``note:`` line on stderr (looked up at each line, so a redirected stderr gets it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"note: {record.getMessage()}", file=sys.stderr)
+
+
+def _print_core_notes() -> None:
+    core = logging.getLogger("svetlana_core")
+    if not any(isinstance(handler, _Notes) for handler in core.handlers):
+        core.addHandler(_Notes(logging.WARNING))
+        core.setLevel(logging.WARNING)
 
 
 def _json_line(payload: dict) -> str:

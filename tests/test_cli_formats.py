@@ -64,7 +64,7 @@ def test_labels_round_trip_through_qupath_geojson(tmp_path, folder, capsys):
     code, _, err = run(capsys, "import-labels", tmp_path / "q", "--images", folder,
                        "--labels", tmp_path / "qupath")
     assert code == 0, err
-    assert "A01.geojson -> A01.tif: 2 object(s) labelled" in err
+    assert "note: 2 GeoJSON file(s) labelled every outline they hold" in err
     assert current_labels(Project.open(tmp_path / "q")) == sorted(LABELS)
 
 
@@ -152,3 +152,19 @@ def test_a_plugin_model_is_refused_with_how_to_retrain(tmp_path, folder, capsys)
                        folder, "--out", tmp_path / "out")
     assert code == 2
     assert "pickled torch module" in err and "import-labels PROJECT --napari FOLDER" in err
+
+
+def test_a_napari_svetlana_folder_pairs_by_sorted_order_and_says_so(tmp_path, capsys):
+    from tests.io.test_io_napari_project import A01, A02, write_images
+
+    plugin = write_images(tmp_path / "plugin", {"A01.tif": A01, "A02.tif": A02},
+                          mask_names=["A01_cp_masks.tif", "b.tif"])
+    model = cnn_model_folder(tmp_path / "m")
+    code, out, err = run(capsys, "predict", "--model", model, "--images", plugin, "--out",
+                         tmp_path / "out", "--device", "cpu", "--quiet")
+    assert code == 0, err
+    assert json.loads(out)["done"] == 2
+    assert err.count("note: ") == 2 and "image A02.tif paired with mask b.tif" in err
+    objects = pd.read_csv(tmp_path / "out" / "objects.csv")
+    assert objects.groupby("image")["label"].apply(list).to_dict() == {
+        "A01.tif": [3, 7, 40], "A02.tif": [5, 9]}

@@ -35,6 +35,10 @@ one of :data:`IMAGE_EXTENSIONS`, in any case. For an image ``<stem>.<ext>`` the 
 
 The suffixes are matched in any case; the stem itself is matched exactly. When the masks sit in the
 image folder, a file whose stem ends with one of those suffixes is a mask, never an image.
+A napari-svetlana project folder (``Images/`` and ``Masks/``, no images of its own) is paired
+as the plugin pairs it, by sorted file order; names that differ are logged. OME-Zarr images
+(``*.zarr`` folders, HCS plates) take their first label image as the mask (or the one named by
+``label_name``), else a mask file named after them (:mod:`svetlana_core.io.omezarr`).
 Exactly one mask must match each image and each mask may serve one image only; otherwise
 :class:`~svetlana_core.errors.InputError` says which files are missing or in conflict.
 :func:`folder_files` is the one resolver of folders for training, evaluation and jobs: the pairs

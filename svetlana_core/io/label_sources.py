@@ -71,40 +71,55 @@ def _image_of(geojson: Path, names: dict[str, str]) -> str:
                      f"{stem}.<ext> among {listing(sorted(set(names.values())))}")
 
 
-def _name_index(images: list[Path]) -> dict[str, str]:
+def _name_index(names: list[str]) -> dict[str, str]:
     """Image name and image stem -> image name."""
     index = {}
-    for image in images:
-        name = omezarr.image_name(image)
+    for name in names:
         index[name] = name
-        index[omezarr.image_stem(image)] = name
+        index[omezarr.image_stem(name)] = name
     return index
 
 
-def labels_from_geojson(labels: str | os.PathLike[str], pairs: list[Pair]) -> Gathered:
+def labels_from_geojson(labels: str | os.PathLike[str], masks: dict[str, Path]
+                        ) -> tuple["pd.DataFrame", list[str]]:
     """Labels of the mask objects that QuPath outlines overlap (:mod:`svetlana_core.io.geojson`).
 
-    One GeoJSON file per image, matched by name (``a.geojson`` or ``a.tif.geojson`` for
-    ``a.tif``); a single file with a single image needs no matching name.
+    Parameters
+    ----------
+    labels : path
+        A GeoJSON file, or a folder of them: one per image, matched by name (``a.geojson`` or
+        ``a.tif.geojson`` for ``a.tif``); a single file with a single image needs no matching
+        name.
+    masks : dict
+        Image name -> its mask file.
+
+    Returns
+    -------
+    table : DataFrame
+        ``image, label, class``.
+    notes : list of str
+        What each file's outlines did (one line for all the files that labelled every outline).
     """
     import pandas as pd
 
     from svetlana_core.io import geojson
 
     files = geojson_files(labels)
-    by_name = {pair.name: pair for pair in pairs}
-    index = _name_index([pair.image for pair in pairs])
-    tables, notes = [], []
+    index = _name_index(list(masks))
+    tables, notes, clean = [], [], 0
     for path in files:
-        name = next(iter(by_name)) if len(files) == 1 == len(by_name) else _image_of(path, index)
-        features = geojson.read_features(path)
+        name = next(iter(masks)) if len(files) == 1 == len(masks) else _image_of(path, index)
         table, report = geojson.labels_from_features(
-            features, read_mask(by_name[name].mask), image=name, source=path)
+            geojson.read_features(path), read_mask(masks[name]), image=name, source=path)
         tables.append(table)
-        notes.append(f"{path.name} -> {name}: {report.summary()}")
-    table = pd.concat(tables, ignore_index=True)
-    return Gathered([by_name[name] for name in dict.fromkeys(table["image"])] or [], table,
-                    notes)
+        troubles = (report.unclassified, report.not_areas, report.unmatched, report.ambiguous)
+        if len(files) > 1 and not any(troubles):
+            clean += 1  # a folder of clean files gets one line, not one per file
+        else:
+            notes.append(f"{path.name} -> {name}: {report.summary()}")
+    if clean:
+        notes.insert(0, f"{clean} GeoJSON file(s) labelled every outline they hold")
+    return pd.concat(tables, ignore_index=True), notes
 
 
 def masks_from_geojson(labels: str | os.PathLike[str], images_dir: str | os.PathLike[str],
@@ -121,8 +136,8 @@ def masks_from_geojson(labels: str | os.PathLike[str], images_dir: str | os.Path
     if not images:
         raise InputError(f"image folder {images_dir} holds no images to outline "
                          f"({', '.join(IMAGE_EXTENSIONS)})")
-    index = _name_index(images)
     path_of = {omezarr.image_name(image): image for image in images}
+    index = _name_index(list(path_of))
     made = []
     for path in geojson_files(labels):
         name = _image_of(path, index)
@@ -136,10 +151,9 @@ def masks_from_geojson(labels: str | os.PathLike[str], images_dir: str | os.Path
         write_tiff(target, mask.astype("uint32" if mask.max() > 65535 else "uint16"))
         written.append(target)
         pairs.append(Pair(image=path_of[name], mask=target, stem=omezarr.image_stem(name)))
-    gathered = labels_from_geojson(labels, pairs)
-    gathered.written = written
-    gathered.notes.insert(0, f"{len(written)} mask(s) made from the outlines in {masks_out}")
-    return gathered
+    table, notes = labels_from_geojson(labels, {pair.name: pair.mask for pair in pairs})
+    notes.insert(0, f"{len(written)} mask(s) made from the outlines in {masks_out}")
+    return Gathered(pairs, table, notes, written)
 
 
 def gather_labels(
@@ -198,7 +212,5 @@ def gather_labels(
         return masks_from_geojson(labels, images, masks_out)
     pairs = pair_files(images, masks, label_name=label_name)
     if is_geojson(labels):
-        gathered = labels_from_geojson(labels, pairs)
-        gathered.pairs = pairs
-        return gathered
+        return Gathered(pairs, *labels_from_geojson(labels, {p.name: p.mask for p in pairs}))
     return Gathered(pairs, read_labels_csv(labels))

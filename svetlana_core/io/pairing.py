@@ -3,6 +3,7 @@ image names for a split."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -112,6 +113,8 @@ def pair_files(
     for folder, what in ((images_dir, "image"), (masks_dir, "mask")):
         if not folder.is_dir():
             raise InputError(f"{what} folder {folder} does not exist or is not a folder")
+    if masks_dir == images_dir and _napari_layout(images_dir):
+        return _napari_pairs(images_dir)
     same_folder = images_dir.resolve() == masks_dir.resolve()
     candidates: dict[str, list[Path]] = {}
     for mask in _list_files(masks_dir, MASK_EXTENSIONS):
@@ -132,6 +135,24 @@ def pair_files(
     zarr_images = [image for store in stores for image in omezarr.zarr_images(store)]
     pairs += _zarr_pairs(zarr_images, candidates, masks_dir, label_name)
     return sorted(pairs, key=lambda pair: (pair.stem, pair.name))
+
+
+def _napari_layout(folder: Path) -> bool:
+    """A napari-svetlana project (``Images/`` and ``Masks/``) with no images of its own."""
+    from svetlana_core.io.napari_project import is_napari_project
+
+    return is_napari_project(folder) and not _list_files(folder, IMAGE_EXTENSIONS)
+
+
+def _napari_pairs(folder: Path) -> list[Pair]:
+    """The plugin's pairs (by sorted order, as it pairs them); names that differ are logged
+    (the CLI prints them as ``note:`` lines)."""
+    from svetlana_core.io.napari_project import pair_napari_project
+
+    pairs, notes = pair_napari_project(folder)
+    for note in notes:
+        logging.getLogger("svetlana_core").warning(note)
+    return pairs
 
 
 def _zarr_stores(folder: Path) -> list[Path]:

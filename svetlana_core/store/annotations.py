@@ -411,7 +411,7 @@ class _Annotations:
         Returns
         -------
         int
-            The number of objects labelled.
+            How many objects were given a label (the rows of `table`).
 
         Raises
         ------

@@ -268,3 +268,23 @@ def test_cli_trains_and_evaluates_on_zarr_images_without_masks_flag(tmp_path, ca
     assert main(["evaluate", "--model", str(tmp_path / "rf"), "--images", data, "--labels",
                  labels]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 9
+
+
+def test_a_plate_imports_into_a_project_with_its_wells(tmp_path, capsys):
+    from svetlana_core.cli import main
+    from svetlana_core.store import Project
+    from svetlana_core.training import TrainConfig, dataset_from_training_set
+
+    _, mask = three_disks()
+    write_plate(tmp_path / "screen.ome.zarr", {"A1": mask, "B3": mask})
+    pd.DataFrame([("screen_A01_f0", 3, "x"), ("screen_B03_f0", 42, "y")],
+                 columns=["image", "label", "class"]).to_csv(tmp_path / "l.csv", index=False)
+    assert main(["import-labels", str(tmp_path / "p"), "--images",
+                 str(tmp_path / "screen.ome.zarr"), "--labels", str(tmp_path / "l.csv")]) == 0
+    project = Project.open(tmp_path / "p")
+    images = project.images()
+    assert images[["name", "well"]].values.tolist() == [["screen_A01_f0", "A01"],
+                                                        ["screen_B03_f0", "B03"]]
+    assert images["mask_path"].iloc[1] == str(tmp_path / "screen.ome.zarr/B/3/0/labels/cells")
+    dataset = dataset_from_training_set(project.training_set(), TrainConfig(patch_size=16))
+    assert sorted(dataset.labels.tolist()) == [3, 42]
