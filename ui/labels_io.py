@@ -100,7 +100,9 @@ def report(check: LabelCheck) -> None:
     for note in check.gathered.notes:
         st.caption(note)
     (st.warning if check.new_classes or check.changed else st.info)(check.summary())
-    st.dataframe(check.per_image, hide_index=True, height=min(250, 40 + 35 * len(check.per_image)))
+    shown = check.per_image if check.per_image["new image"].any() else \
+        check.per_image.drop(columns="new image")  # uploads here add labels only
+    st.dataframe(shown, hide_index=True, height=min(250, 40 + 35 * len(shown)))
 
 
 def _checked(project: Project, files: list) -> LabelCheck:

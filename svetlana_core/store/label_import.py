@@ -59,8 +59,9 @@ class LabelCheck:
     def summary(self) -> str:
         """One line: what would be stored, what needs a decision."""
         n_images = int(self.per_image["new image"].sum()) if len(self.per_image) else 0
-        parts = [f"{len(self.table)} label(s) on {self.table['image'].nunique()} image(s)",
-                 f"{n_images} new image(s)"]
+        parts = [f"{len(self.table)} label(s) on {self.table['image'].nunique()} image(s)"]
+        if n_images:
+            parts.append(f"{n_images} new image(s)")
         if self.new_classes:
             parts.append(f"new class(es) {', '.join(map(repr, self.new_classes))}")
         if self.changed:
