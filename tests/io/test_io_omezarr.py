@@ -288,3 +288,20 @@ def test_a_plate_imports_into_a_project_with_its_wells(tmp_path, capsys):
     assert images["mask_path"].iloc[1] == str(tmp_path / "screen.ome.zarr/B/3/0/labels/cells")
     dataset = dataset_from_training_set(project.training_set(), TrainConfig(patch_size=16))
     assert sorted(dataset.labels.tolist()) == [3, 42]
+
+
+def test_class_labels_of_a_3d_stack_keep_its_pixel_size(tmp_path):
+    mask = np.zeros((3, 600, 520), np.uint16)
+    mask[1, 10:30, 10:30] = 4
+    group = zarr.open_group(str(tmp_path / "s.ome.zarr"), mode="w")
+    write_image(np.zeros((2, 3, 600, 520), np.uint8), group, axes="czyx",
+                scale={"c": 1.0, "z": 2.0, "y": 0.5, "x": 0.5})
+    objects = pd.DataFrame({"label": [4], "class": ["x"], "confidence": [0.5]})
+    written = omezarr.write_class_labels(tmp_path / "s.ome.zarr", mask, objects, {"x": "#010203"})
+    multiscales = json.loads((written / "zarr.json").read_text())["attributes"]["ome"][
+        "multiscales"][0]
+    assert [a["name"] for a in multiscales["axes"]] == ["z", "y", "x"]
+    scales = [t["scale"] for d in multiscales["datasets"] for t in d["coordinateTransformations"]
+              if t["type"] == "scale"]
+    assert scales == [[2.0, 0.5, 0.5], [2.0, 1.0, 1.0]]  # planes never halved
+    np.testing.assert_array_equal(io.read_mask(written), mask)
