@@ -92,11 +92,12 @@ def drawn_labels(session: MutableMapping, key: str, viewport: Viewport, mask: np
 
 def label_objects(project: Project, image: str, labels: np.ndarray, class_name: str,
                   author: str, source: str = "manual") -> int:
-    """Give ``class_name`` to ``labels`` of ``image`` in one committed transaction."""
+    """Give ``class_name`` to ``labels`` of ``image`` in one committed transaction, one undo
+    step (a rectangle or a polygon labels many objects in one action)."""
     if len(labels) == 0:
         return 0
     return project.annotate_many([(image, int(label), class_name) for label in labels],
-                                 author=author, source=source)
+                                 author=author, source=source, one_action=len(labels) > 1)
 
 
 def object_colours(labels: pd.DataFrame, classes: pd.DataFrame,

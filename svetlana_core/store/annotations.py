@@ -31,9 +31,12 @@ from svetlana_core.store.values import (
     utc_now,
 )
 
+# A row belongs to its image's current mask (segmentation); ``action`` groups the rows of one
+# user action for undo (NULL: a row on its own).
 _INSERT_SQL = (
-    "INSERT INTO annotations (image_id, label, class_id, author, source, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO annotations (image_id, label, class_id, author, source, created_at, action,"
+    " segmentation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+    " (SELECT segmentation FROM images WHERE id = ?1))"
 )
 
 
@@ -104,7 +107,7 @@ class _Annotations:
             image_id = self._image_id(conn, image)
             class_id = None if class_name is None else self._class_id(conn, class_name)
             return conn.execute(
-                _INSERT_SQL, (image_id, label, class_id, author, source, utc_now())
+                _INSERT_SQL, (image_id, label, class_id, author, source, utc_now(), None)
             ).lastrowid
 
     def annotate_many(
@@ -112,6 +115,7 @@ class _Annotations:
         rows: Iterable[tuple[str | int, int, str | None]],
         author: str = "",
         source: str = "manual",
+        one_action: bool = False,
     ) -> int:
         """Set the class of many objects in one transaction (all or nothing).
 
@@ -122,6 +126,9 @@ class _Annotations:
             ``class``); later rows win over earlier rows for the same object.
         author, source : str
             As for :meth:`annotate`, for every row.
+        one_action : bool, default False
+            The rows are one user action (a rectangle, a selection on the object map):
+            :meth:`undo_last` takes them back together.
 
         Returns
         -------
@@ -137,7 +144,11 @@ class _Annotations:
             rows = rows[["image", "label", "class"]].itertuples(index=False, name=None)
         with self._write() as conn:
             records = self._annotation_records(conn, rows)
-            self._insert_annotations(conn, records, author, source)
+            action = None
+            if one_action and records:  # the action is named after its first row's id
+                action = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM annotations")
+                          .fetchone()[0] + 1)
+            self._insert_annotations(conn, records, author, source, action)
             return len(records)
 
     def _annotation_records(
@@ -181,9 +192,11 @@ class _Annotations:
         records: Iterable[tuple[int, int, int | None]],
         author: str,
         source: str,
+        action: int | None = None,
     ) -> None:
         now = utc_now()
-        conn.executemany(_INSERT_SQL, ((*record, author, source, now) for record in records))
+        conn.executemany(_INSERT_SQL,
+                         ((*record, author, source, now, action) for record in records))
 
     def labels(self, image: str | int | None = None) -> pd.DataFrame:
         """The current class of every labelled object.
@@ -204,7 +217,7 @@ class _Annotations:
             if image is None:
                 sql, parameters = _CURRENT_SQL.format(where=""), ()
             else:
-                sql = _CURRENT_SQL.format(where="WHERE image_id = ?")
+                sql = _CURRENT_SQL.format(where="WHERE a0.image_id = ?")
                 parameters = (self._image_id(conn, image),)
             cursor = conn.execute(sql + " ORDER BY i.name, a.label", parameters)
             return _frame(cursor, {"label": "int64"})
@@ -240,14 +253,16 @@ class _Annotations:
             if image is None:
                 where, parameters = "", ()
             else:
-                where, parameters = "WHERE image_id = ?", (self._image_id(conn, image),)
+                where, parameters = "WHERE a.image_id = ?", (self._image_id(conn, image),)
             # With MAX(), SQLite takes the bare column class_id from the row holding the
             # maximum; the covering index answers it without reading the table.
             cursor = conn.execute(
                 f"""SELECT c.name AS class, COUNT(current.id) AS n
                 FROM classes AS c
-                LEFT JOIN (SELECT MAX(id) AS id, class_id FROM annotations {where}
-                           GROUP BY image_id, label) AS current
+                LEFT JOIN (SELECT MAX(a.id) AS id, a.class_id AS class_id FROM annotations AS a
+                           JOIN images AS i ON i.id = a.image_id
+                                AND a.segmentation = i.segmentation {where}
+                           GROUP BY a.image_id, a.label) AS current
                 ON current.class_id = c.id
                 GROUP BY c.id ORDER BY c.position, c.id""",
                 parameters,
@@ -257,64 +272,89 @@ class _Annotations:
     def undo_last(
         self, author: str = "", image: str | int | None = None
     ) -> tuple[str, int, str | None] | None:
-        """Undo ``author``'s most recent annotation that is not undone yet.
+        """Undo ``author``'s most recent action that is not undone yet.
 
-        The object gets back the class it had just before that annotation (None if it had
-        none) through a new row, so the history is kept. Calling it again undoes the
-        author's previous annotation, and so on.
+        An action is one annotation, or the rows stored together as one (a rectangle, a
+        selection on the object map: ``annotate_many(..., one_action=True)``), which are undone
+        together. Each object gets back the class it had just before (None if it had none)
+        through a new row, so the history is kept. Calling it again undoes the author's
+        previous action, and so on. Only the image's current mask counts.
 
         Parameters
         ----------
         author : str
-            Whose annotation to undo.
+            Whose action to undo.
         image : str or int, optional
             Only consider annotations of this image.
 
         Returns
         -------
         tuple of (str, int, str or None) or None
-            ``(image name, label, restored class)``, or None when there is nothing to undo.
+            ``(image name, label, restored class)`` of the action's first object, or None when
+            there is nothing to undo.
 
         Raises
         ------
         InputError
-            If someone else has changed that object since; nothing is undone then.
+            If someone else has changed one of those objects since (naming who); nothing is
+            undone then.
         """
         author = _author(author)
         with self._write() as conn:
             target = self._undo_target(conn, author, image)
             if target is None:
                 return None
-            row_id, image_id, label, source = target
-            name = conn.execute("SELECT name FROM images WHERE id = ?", (image_id,)).fetchone()[0]
-            _refuse_if_changed_by_others(conn, row_id, image_id, label, author, name)
-            previous = conn.execute(
-                "SELECT class_id, source FROM annotations"
-                " WHERE image_id = ? AND label = ? AND id < ? ORDER BY id DESC LIMIT 1",
-                (image_id, label, row_id),
-            ).fetchone()
-            class_id, source = previous if previous is not None else (None, source)
-            conn.execute(
-                "INSERT INTO annotations"
-                " (image_id, label, class_id, author, source, created_at, undoes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (image_id, label, class_id, author, source, utc_now(), row_id),
-            )
-            if class_id is None:
-                return name, label, None
-            row = conn.execute("SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()
-            return name, label, row[0]
+            rows = [target[:4]]
+            if target[4] is not None:  # every row of the action that is not undone yet
+                rows = conn.execute(
+                    """SELECT a.id, a.image_id, a.label, a.source FROM annotations AS a
+                    WHERE a.action = ? AND a.author = ? AND a.undoes IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM annotations AS u WHERE u.undoes = a.id)
+                    ORDER BY a.id""", (target[4], author)).fetchall()
+            names = dict(conn.execute("SELECT id, name FROM images").fetchall())
+            for row_id, image_id, label, _ in rows:
+                _refuse_if_changed_by_others(conn, row_id, image_id, label, author,
+                                             names[image_id])
+            action = rows[0][0] if len(rows) > 1 else None
+            restored = [self._undo_row(conn, row, author, action) for row in rows]
+            image_id, label, class_name = restored[0]
+            return names[image_id], label, class_name
+
+    @staticmethod
+    def _undo_row(conn: sqlite3.Connection, row: tuple[int, int, int, str], author: str,
+                  action: int | None) -> tuple[int, int, str | None]:
+        """Give one object back the class it had before row ``row``; (image id, label, class)."""
+        row_id, image_id, label, source = row
+        previous = conn.execute(
+            "SELECT class_id, source FROM annotations WHERE image_id = ? AND label = ? AND id < ?"
+            " AND segmentation = (SELECT segmentation FROM annotations WHERE id = ?)"
+            " ORDER BY id DESC LIMIT 1",
+            (image_id, label, row_id, row_id),
+        ).fetchone()
+        class_id, source = previous if previous is not None else (None, source)
+        conn.execute(
+            "INSERT INTO annotations (image_id, label, class_id, author, source, created_at,"
+            " undoes, action, segmentation) SELECT ?, ?, ?, ?, ?, ?, ?, ?, segmentation"
+            " FROM annotations WHERE id = ?",
+            (image_id, label, class_id, author, source, utc_now(), row_id, action, row_id),
+        )
+        if class_id is None:
+            return image_id, label, None
+        return image_id, label, conn.execute(
+            "SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()[0]
 
     def _undo_target(
         self, conn: sqlite3.Connection, author: str, image: str | int | None
-    ) -> tuple[int, int, int, str] | None:
-        """``(row id, image id, label, source)`` of the author's latest row not undone yet."""
+    ) -> tuple[int, int, int, str, int | None] | None:
+        """``(row id, image id, label, source, action)`` of the author's latest row not undone
+        yet, on its image's current mask."""
         where, parameters = "", [author]
         if image is not None:
             where = "AND a.image_id = ?"
             parameters.append(self._image_id(conn, image))
         return conn.execute(
-            f"""SELECT a.id, a.image_id, a.label, a.source FROM annotations AS a
+            f"""SELECT a.id, a.image_id, a.label, a.source, a.action FROM annotations AS a
+            JOIN images AS i ON i.id = a.image_id AND a.segmentation = i.segmentation
             WHERE a.author = ? AND a.undoes IS NULL {where}
               AND NOT EXISTS (SELECT 1 FROM annotations AS u WHERE u.undoes = a.id)
             ORDER BY a.id DESC LIMIT 1""",
@@ -322,7 +362,7 @@ class _Annotations:
         ).fetchone()
 
     def history(self, image: str | int, label: int) -> pd.DataFrame:
-        """Every annotation of one object, oldest first.
+        """Every annotation of one object of the image's current mask, oldest first.
 
         Returns
         -------
@@ -337,8 +377,10 @@ class _Annotations:
                 """SELECT a.id AS id, c.name AS class, a.author AS author, a.created_at AS time,
                           a.source AS source, a.undoes AS undoes
                 FROM annotations AS a LEFT JOIN classes AS c ON c.id = a.class_id
-                WHERE a.image_id = ? AND a.label = ? ORDER BY a.id""",
-                (image_id, label),
+                WHERE a.image_id = ? AND a.label = ?
+                  AND a.segmentation = (SELECT segmentation FROM images WHERE id = ?)
+                ORDER BY a.id""",
+                (image_id, label, image_id),
             )
             return _frame(cursor, {"id": "int64", "undoes": "Int64"})
 

@@ -49,13 +49,16 @@ class _Predictions:
         key = os.fspath(model_dir)
         with self._write() as conn:
             image_id = self._image_id(conn, image)
-            conn.execute(
-                "DELETE FROM predictions WHERE model_dir = ? AND image_id = ?", (key, image_id)
+            segmentation = conn.execute("SELECT segmentation FROM images WHERE id = ?",
+                                        (image_id,)).fetchone()[0]
+            conn.execute(  # the predictions of earlier masks stay, with their segmentation
+                "DELETE FROM predictions WHERE model_dir = ? AND image_id = ?"
+                " AND segmentation = ?", (key, image_id, segmentation)
             )
             conn.executemany(
                 "INSERT INTO predictions (model_dir, image_id, label, class, confidence,"
-                " probabilities, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((key, image_id, *row, now) for row in rows),
+                " probabilities, created_at, segmentation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((key, image_id, *row, now, segmentation) for row in rows),
             )
         return len(table)
 
@@ -63,6 +66,9 @@ class _Predictions:
         self, model_dir: str | os.PathLike[str], image: str | int | None = None
     ) -> pd.DataFrame:
         """Stored predictions of a model, sorted by image name and label.
+
+        Only the predictions of each image's current mask are read (see
+        :meth:`replace_mask`).
 
         Returns
         -------
@@ -79,7 +85,8 @@ class _Predictions:
             cursor = conn.execute(
                 f"""SELECT i.name AS image, p.label AS label, p.class AS class,
                            p.confidence AS confidence, p.probabilities AS probabilities
-                FROM predictions AS p JOIN images AS i ON i.id = p.image_id
+                FROM predictions AS p
+                JOIN images AS i ON i.id = p.image_id AND p.segmentation = i.segmentation
                 {where} ORDER BY i.name, p.label""",
                 parameters,
             )

@@ -81,6 +81,49 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """UPDATE runs SET cancel_requested = 1
             WHERE summary LIKE '%"cancel_requested": true%'""",
     ),
+    (
+        # 3: labelling many objects at once and re-segmenting an image (issue 15).
+        # - annotations.source also takes 'bulk' (a selection on the object map) and 'transfer'
+        #   (labels carried to a new mask); a CHECK cannot be altered, so the table is rebuilt
+        #   (its self-reference names the new table, which the rename carries over).
+        # - annotations.action groups the rows of one user action (a selection, a rectangle),
+        #   which one undo takes back together; NULL for a row on its own.
+        # - images.segmentation counts the masks an image has had; annotations and predictions
+        #   belong to one of them, and only the image's current one is read. The masks an image
+        #   had before stay listed in masks, with what the transfer did.
+        """CREATE TABLE annotations_v3 (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            label INTEGER NOT NULL CHECK (label > 0),
+            class_id INTEGER REFERENCES classes(id),
+            author TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN
+                ('manual', 'correction', 'import', 'guided', 'bulk', 'transfer')),
+            created_at TEXT NOT NULL,
+            undoes INTEGER REFERENCES annotations_v3(id),
+            action INTEGER,
+            segmentation INTEGER NOT NULL DEFAULT 0
+        )""",
+        """INSERT INTO annotations_v3
+            (id, image_id, label, class_id, author, source, created_at, undoes)
+            SELECT id, image_id, label, class_id, author, source, created_at, undoes
+            FROM annotations""",
+        "DROP TABLE annotations",
+        "ALTER TABLE annotations_v3 RENAME TO annotations",
+        "CREATE INDEX annotations_object ON annotations (image_id, segmentation, label, id, class_id)",
+        "CREATE INDEX annotations_undoes ON annotations (undoes) WHERE undoes IS NOT NULL",
+        "CREATE INDEX annotations_action ON annotations (action) WHERE action IS NOT NULL",
+        "ALTER TABLE images ADD COLUMN segmentation INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE predictions ADD COLUMN segmentation INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE masks (
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            segmentation INTEGER NOT NULL,
+            mask_path TEXT NOT NULL,
+            replaced_at TEXT NOT NULL,
+            report TEXT,
+            PRIMARY KEY (image_id, segmentation)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -97,7 +140,9 @@ _RUN_JSON = frozenset({"config", "summary"})
 _CURRENT_SQL = """
     SELECT i.name AS image, a.label AS label, c.name AS class, a.author AS author,
            a.created_at AS time, a.source AS source
-    FROM (SELECT MAX(id) AS id FROM annotations {where} GROUP BY image_id, label) AS last
+    FROM (SELECT MAX(a0.id) AS id FROM annotations AS a0
+          JOIN images AS i0 ON i0.id = a0.image_id AND a0.segmentation = i0.segmentation
+          {where} GROUP BY a0.image_id, a0.label) AS last
     JOIN annotations AS a ON a.id = last.id
     JOIN classes AS c ON c.id = a.class_id
     JOIN images AS i ON i.id = a.image_id

@@ -16,7 +16,7 @@ from svetlana_core.values import PALETTE  # the default class colours, re-export
 
 MAX_CLASSES = 20
 
-SOURCES: tuple[str, ...] = ("manual", "correction", "import", "guided")
+SOURCES: tuple[str, ...] = ("manual", "correction", "import", "guided", "bulk", "transfer")
 RUN_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "stopped")
 
 _COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")

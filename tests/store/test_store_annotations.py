@@ -76,7 +76,7 @@ def test_annotate_errors(project):
     for bad in (2.5, "7", True):
         with pytest.raises(InputError, match=f"label must be a positive integer, got {bad!r}"):
             project.annotate("A01.png", bad, "live")
-    with pytest.raises(InputError, match="source must be one of manual, correction, import, guided; got 'robot'"):
+    with pytest.raises(InputError, match="source must be one of manual, correction, import, guided, bulk, transfer; got 'robot'"):
         project.annotate("A01.png", 1, "live", source="robot")
     assert project.labels().empty
     assert project.classes()["name"].tolist() == ["live", "dead"]  # no class was auto-created
@@ -363,3 +363,28 @@ def test_training_set_has_files_labels_and_used_classes_in_project_order(project
         "B02.png": (str(tmp_path / "images" / "B02.png"), str(tmp_path / "masks" / "B02.tif")),
     }
     assert inputs.axes == {"A01.png": None, "B02.png": "YXC"}
+
+
+
+def test_one_action_of_many_objects_is_undone_in_one_step(project):
+    """A selection labelled at once (the object map) or a rectangle: one undo takes it back."""
+    project.annotate("A01.png", 1, "dead", author="ann")
+    assert project.annotate_many([("A01.png", n, "live") for n in (1, 2, 3)], author="ann",
+                                 source="bulk", one_action=True) == 3
+    project.annotate("A01.png", 4, "live", author="ann")
+    assert project.undo_last("ann") == ("A01.png", 4, None)
+    assert project.undo_last("ann") == ("A01.png", 1, "dead")  # the whole selection at once
+    assert project.labels()[["label", "class", "source"]].values.tolist() == [
+        [1, "dead", "manual"]]
+    assert project.undo_last("ann") == ("A01.png", 1, None)
+    assert project.undo_last("ann") is None
+
+
+def test_an_action_changed_by_a_colleague_is_not_undone(project):
+    project.annotate_many([("A01.png", n, "live") for n in (1, 2)], author="ann",
+                          one_action=True)
+    project.annotate("A01.png", 2, None, author="bob")
+    with pytest.raises(InputError, match=r"cannot undo the label of object 2 in image "
+                                         r"A01\.png: bob changed it since"):
+        project.undo_last("ann")
+    assert project.labels()["label"].tolist() == [1]  # nothing undone
