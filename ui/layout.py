@@ -46,6 +46,7 @@ def page_setup(title: str, require_project: bool = False) -> Project | None:
 NAVIGATION = [
     ("pages/project.py", "Project", ":material/folder_open:"),
     ("pages/annotate.py", "Annotate", ":material/ads_click:"),
+    ("pages/object_map.py", "Object map", ":material/scatter_plot:"),
     ("pages/train.py", "Train", ":material/model_training:"),
     ("pages/predict.py", "Predict", ":material/category:"),
     ("pages/dashboard.py", "Dashboard", ":material/grid_on:"),

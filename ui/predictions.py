@@ -133,8 +133,9 @@ def gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
         else:
             rgb = overlay.composite(overlay.crop(image, port), limits)
         rgb = overlay.overlay(rgb, view_mask, highlight=int(row["label"]))
-        out.append((overlay.encode_jpeg(rgb),
-                    f"#{row['label']} {row['class']} {row['confidence']:.2f}"))
+        confidence = row["confidence"]
+        shown = "" if pd.isna(confidence) else f" {confidence:.2f}"  # unpredicted: no number
+        out.append((overlay.encode_jpeg(rgb), f"#{row['label']} {row['class']}{shown}"))
     return out
 
 
