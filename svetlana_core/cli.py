@@ -89,6 +89,18 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_transfer_labels(args: argparse.Namespace) -> int:
+    from svetlana_core.store.project import Project
+
+    report = Project.open(args.project).replace_mask(args.image, args.new_mask,
+                                                    min_iou=args.min_iou, author=args.author)
+    print(f"{args.image}: {report.summary()}", file=sys.stderr)
+    print(_json_line({"image": args.image, "new_mask": str(args.new_mask), **report.counts(),
+                      "lost_labels": report.lost["old_label"].tolist(),
+                      "ambiguous_labels": report.ambiguous["old_label"].tolist()}))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from svetlana_core.demo import create_demo
 
@@ -358,6 +370,16 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["csv", "geojson"], default="csv",
                    help="geojson: one FeatureCollection per image, <stem>.geojson")
     p.set_defaults(func=cmd_export_labels)
+
+    p = sub.add_parser("transfer-labels", help="give an image a new mask (re-segmented) and "
+                       "carry its labels to the objects that match")
+    p.add_argument("project", help="project folder")
+    p.add_argument("--image", required=True, help="the image's name in the project")
+    p.add_argument("--new-mask", required=True, help="the new mask file")
+    p.add_argument("--min-iou", type=float, default=0.5,
+                   help="smallest overlap (intersection over union) of a match (default 0.5)")
+    p.add_argument("--author", default="", help="recorded as the author of the labels")
+    p.set_defaults(func=cmd_transfer_labels)
 
     p = sub.add_parser("demo", help="create the demo project (synthetic cells, 3 classes)")
     p.add_argument("project", help="project folder to create")

@@ -44,12 +44,13 @@ from svetlana_core.store.connection import (
     database_error,
 )
 from svetlana_core.store.images import _Images
+from svetlana_core.store.masks import _Masks
 from svetlana_core.store.predictions import _Predictions
 from svetlana_core.store.runs import _Runs
 from svetlana_core.store.schema import _MIGRATIONS, SCHEMA_VERSION
 
 
-class Project(_Images, _Classes, _Annotations, _Runs, _Predictions):
+class Project(_Images, _Classes, _Annotations, _Runs, _Predictions, _Masks):
     """A Svetlana project: a folder with ``project.sqlite``, ``models/`` and ``outputs/``.
 
     Create one with :meth:`create`, :meth:`open` or :meth:`open_or_create`. The object holds
