@@ -101,3 +101,29 @@ def test_the_map_is_computed_once_and_kept_in_the_project(demo):
     assert len(kept) == 1
     again = object_map.features(demo, object_map.HANDCRAFTED, None)
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_3d_project_maps_its_objects_and_labels_a_selection(lab):
+    import numpy as np
+
+    from svetlana_core import io
+    from svetlana_core.store import Project
+    from tests.builders import ball_mask
+
+    mask = ball_mask((12, 40, 40), [(6, 10, 10), (6, 10, 30), (6, 30, 10), (6, 30, 30)], 4,
+                     [2, 4, 6, 8])
+    io.write_tiff(lab["lab"] / "s.tif", ((mask > 0) * 100 + (mask == 4) * 100).astype(np.uint8))
+    io.write_tiff(lab["lab"] / "s_mask.tif", mask)
+    project = Project.create(lab["lab"] / "projects" / "demo")
+    project.add_class("bright")
+    project.add_image(lab["lab"] / "s.tif", lab["lab"] / "s_mask.tif")
+    at = _page("s.tif")
+    assert any("4 objects · 0 selected" in c.value for c in at.caption)
+    points = _points(project)
+    at.session_state["map_chart"] = {"selection": {
+        "points": [{"customdata": int(i)} for i in points.index[:2]], "point_indices": [0, 1],
+        "box": [], "lasso": []}}
+    at.run()
+    next(b for b in at.button if b.label == "Label selection").click().run()
+    assert not at.exception, messages(at.exception)
+    assert project.labels()["label"].tolist() == points["label"].iloc[:2].tolist()
