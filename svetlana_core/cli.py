@@ -40,17 +40,22 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     # Everything is read and checked before the project is touched; images and labels are
     # then stored in one transaction, so a refused file leaves the project as it was (and no
     # project is created). Masks made from GeoJSON outlines are removed again then.
+    import time
+    import uuid
+
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    # Masks made from outlines go to a folder of their own: never over an earlier file.
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    batch = Path(args.project) / "masks" / stamp
     gathered = gather_labels(args.labels, images=args.images, masks=args.masks,
                              label_name=args.label_name, napari=args.napari, class_names=names,
-                             geojson_as_mask=args.geojson_as_mask,
-                             masks_out=Path(args.project) / "masks")
+                             geojson_as_mask=args.geojson_as_mask, masks_out=batch)
     try:
         n = _store_labels(args, gathered)
     except BaseException:
         for path in gathered.written:
             path.unlink(missing_ok=True)
-        for folder in (Path(args.project) / "masks", Path(args.project)):
+        for folder in (batch, batch.parent, Path(args.project)):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
@@ -68,7 +73,9 @@ def _store_labels(args: argparse.Namespace, gathered) -> int:
 
     exists = (Path(args.project) / DB_NAME).is_file()
     project = Project.open(args.project) if exists else None
-    check = check_labels(project, gathered, f"labels file {args.labels or args.napari}")
+    origin = (f"labels file {args.labels}" if args.labels
+              else f"napari-svetlana project {args.napari}")
+    check = check_labels(project, gathered, origin)
     if check.errors:
         raise InputError(check.errors[0])
     return store_checked(project or Project.open_or_create(args.project), check,

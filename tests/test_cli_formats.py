@@ -168,3 +168,23 @@ def test_a_napari_svetlana_folder_pairs_by_sorted_order_and_says_so(tmp_path, ca
     objects = pd.read_csv(tmp_path / "out" / "objects.csv")
     assert objects.groupby("image")["label"].apply(list).to_dict() == {
         "A01.tif": [3, 7, 40], "A02.tif": [5, 9]}
+
+
+def test_masks_made_from_outlines_never_replace_earlier_ones(tmp_path, folder, capsys):
+    """A second --geojson-as-mask import that is refused removes its own masks only."""
+    assert run(capsys, "import-labels", tmp_path / "p", "--images", folder, "--labels",
+               tmp_path / "labels.csv")[0] == 0
+    run(capsys, "export-labels", tmp_path / "p", "--format", "geojson", "--out",
+        tmp_path / "qupath")
+    images = tmp_path / "bare"
+    images.mkdir()
+    for stem in MASKS:
+        (images / f"{stem}.tif").write_bytes((folder / f"{stem}.tif").read_bytes())
+    argv = ["import-labels", tmp_path / "q", "--images", images, "--labels", tmp_path / "qupath",
+            "--geojson-as-mask"]
+    assert run(capsys, *argv)[0] == 0
+    first = sorted((tmp_path / "q" / "masks").rglob("*.tif"))
+    code, _, err = run(capsys, *argv)  # the same images again: refused, they have masks
+    assert code == 2 and "is already in the project" in err
+    assert sorted((tmp_path / "q" / "masks").rglob("*.tif")) == first  # earlier masks kept
+    assert len(list((tmp_path / "q" / "masks").iterdir())) == 1  # no batch folder left
