@@ -48,13 +48,22 @@ CLASSES_LABEL = "svetlana_classes"
 def is_zarr_path(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is, or lies inside, a Zarr store (a folder named ``*.zarr``).
 
-    Decided from the name alone, without touching the disk.
+    Decided from the name, and a file is never one (a TIFF in a folder that happens to be
+    named ``run.zarr`` is a TIFF).
 
     >>> is_zarr_path("a/cells.ome.zarr"), is_zarr_path("p.zarr/B/3/0"), is_zarr_path("a.tif")
     (True, True, False)
     """
-    return any(part.lower().endswith(ZARR_SUFFIX) and len(part) > len(ZARR_SUFFIX)
-               for part in Path(path).parts)
+    named = any(part.lower().endswith(ZARR_SUFFIX) and len(part) > len(ZARR_SUFFIX)
+                for part in Path(path).parts)
+    return named and not os.path.isfile(path)
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a Zarr group on disk (its ``zarr.json``, or ``.zgroup`` in Zarr v2)."""
+    path = Path(path)
+    return is_zarr_path(path) and any((path / name).is_file()
+                                      for name in ("zarr.json", ".zgroup", ".zattrs"))
 
 
 def _split(path: Path) -> tuple[Path, tuple[str, ...]]:

@@ -104,7 +104,7 @@ def pair_files(
     """
     images_dir = Path(images_dir)
     masks_dir = images_dir if masks_dir is None else Path(masks_dir)
-    if omezarr.is_zarr_path(images_dir) and images_dir.is_dir():
+    if omezarr.is_store(images_dir):
         # One OME-Zarr image or plate given by its own path: its images are paired inside it.
         if masks_dir == images_dir:
             masks_dir = images_dir.parent
@@ -159,7 +159,7 @@ def _zarr_stores(folder: Path) -> list[Path]:
     """The OME-Zarr stores (``*.zarr`` folders) of a folder, not hidden ones."""
     return sorted(Path(entry.path) for entry in os.scandir(folder)
                   if entry.is_dir() and not entry.name.startswith(".")
-                  and omezarr.is_zarr_path(entry.name))
+                  and omezarr.is_store(entry.path))
 
 
 def _zarr_pairs(images: list[Path], candidates: dict[str, list[Path]], masks_dir: Path,

@@ -305,3 +305,15 @@ def test_class_labels_of_a_3d_stack_keep_its_pixel_size(tmp_path):
               if t["type"] == "scale"]
     assert scales == [[2.0, 0.5, 0.5], [2.0, 1.0, 1.0]]  # planes never halved
     np.testing.assert_array_equal(io.read_mask(written), mask)
+
+
+def test_a_tiff_in_a_folder_named_like_zarr_is_a_tiff(tmp_path):
+    image, mask = three_disks()
+    folder = tmp_path / "run.zarr"
+    folder.mkdir()
+    io.write_tiff(folder / "a.tif", image)
+    io.write_tiff(folder / "a_mask.tif", mask)
+    assert not io.is_zarr_path(folder / "a.tif")
+    assert io.image_name(folder / "a.tif") == "a.tif"
+    np.testing.assert_array_equal(io.read_mask(folder / "a_mask.tif"), mask)
+    assert [p.name for p in io.pair_files(folder)] == ["a.tif"]  # paired as a plain folder
