@@ -102,7 +102,8 @@ def cmd_transfer_labels(args: argparse.Namespace) -> int:
     report = Project.open(args.project).replace_mask(args.image, args.new_mask,
                                                     min_iou=args.min_iou, author=args.author)
     print(f"{args.image}: {report.summary()}", file=sys.stderr)
-    print(_json_line({"image": args.image, "new_mask": str(args.new_mask), **report.counts(),
+    print(_json_line({"image": args.image, "new_mask": str(args.new_mask),
+                      "min_iou": report.min_iou, **report.counts(),
                       "lost_labels": report.lost["old_label"].tolist(),
                       "ambiguous_labels": report.ambiguous["old_label"].tolist()}))
     return EXIT_OK
