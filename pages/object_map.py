@@ -25,7 +25,9 @@ source = middle.radio("Placed by", sources, key="map_source",
 colour_by = right.radio("Colour by", object_map.COLOUR_BY, horizontal=True, key="map_colour")
 model_dir = None
 if models:
-    model_dir = st.selectbox("Model", list(models), format_func=models.get, key="map_model")
+    current = project.current_model()
+    model_dir = st.selectbox("Model", list(models), format_func=models.get, key="map_model",
+                             index=list(models).index(current) if current in models else 0)
 
 image_name, row, image, mask = viewer.pick_image(project, images, key="map_image")
 try:

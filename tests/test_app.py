@@ -330,3 +330,24 @@ def test_a_done_run_whose_model_folder_was_deleted_names_it_on_the_train_page(de
     demo.update_run(run, status="done", model_dir=str(gone))
     at = _page("demo", "pages/train.py", run=run)
     assert any(str(gone) in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_predict_opens_on_the_current_model_not_the_newest_stopped_run(demo_with_model):
+    """Issue 12: Predict defaulted to the newest run, a stopped one (macro-F1 0.133), instead
+    of the good one; the sidebar's current model is what every page opens on."""
+    import shutil
+
+    project, model_dir, run = demo_with_model
+    stopped = project.models_dir / "stopped"
+    shutil.copytree(model_dir, stopped)
+    newer = project.create_run("train", {})
+    project.update_run(newer, status="stopped", model_dir=str(stopped),
+                       summary={"macro_f1": 0.133})
+    at = _page("demo", "pages/predict.py")
+    assert at.selectbox(key="predict_model").value == str(model_dir)
+    sidebar = next(s for s in at.sidebar.selectbox if s.label == "Current model")
+    assert sidebar.value == str(model_dir)
+    sidebar.set_value(str(stopped)).run()  # a user picks the stopped run on purpose
+    _no_exception(at, "predict after choosing another current model")
+    assert project.current_model() == str(stopped)
+    assert at.selectbox(key="predict_model").value == str(stopped)

@@ -75,9 +75,33 @@ def _sidebar() -> Project | None:
             image = state.current_image(project)
             if image:
                 st.caption(f"Image: **{image}**")
+            _current_model(project)
             _jobs_status(project)
         state.author_field()
     return project
+
+
+def _current_model(project: Project) -> None:
+    """The project's current model, shared by the lab: the best finished training unless
+    someone picked another here."""
+    from ui import runs
+
+    trained = runs.model_runs(project, kind=runs.TRAINING_KINDS)
+    if trained.empty:
+        return
+    labels = {r["model_dir"]: runs.model_label(r) for r in trained.to_dict("records")}
+    current = project.current_model()
+    options = list(labels)
+    choice = st.selectbox("Current model", options,
+                          index=options.index(current) if current in labels else None,
+                          format_func=labels.get, key=f"sidebar_model_{current}",
+                          placeholder="No finished training yet",
+                          help="Predict, Dashboard, Correct predictions and the Object map use "
+                               "it unless their own picker says otherwise")
+    if choice is not None and choice != current:
+        project.set_current_model(choice, author=state.author())
+        st.session_state.pop("predict_model", None)  # the pages follow the new choice
+        st.rerun()
 
 
 def _jobs_status(project: Project) -> None:

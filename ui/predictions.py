@@ -32,7 +32,8 @@ def outputs_dir(project: Project, model_dir: str) -> Path:
 
 def pick_model(project: Project, missing: str) -> str:
     """The model chooser of the Predict and Dashboard pages: the project's trained CNNs and
-    random forests, newest first; one key, so both pages show the same choice.
+    random forests, newest first, opening on the project's current model; one key, so both
+    pages show the same choice.
 
     Without a model, shows ``missing`` (what to do first) and stops the page.
     """
@@ -41,7 +42,12 @@ def pick_model(project: Project, missing: str) -> str:
         st.info(missing)
         st.stop()
     labels = {r["model_dir"]: runs.model_label(r) for r in trained.to_dict("records")}
-    return st.selectbox("Model", list(labels), format_func=labels.get, key="predict_model")
+    if st.session_state.get("predict_model") not in labels:
+        current = project.current_model()
+        st.session_state["predict_model"] = current if current in labels else next(iter(labels))
+    return st.selectbox("Model", list(labels), format_func=labels.get, key="predict_model",
+                        help="The project's current model (sidebar) unless you pick another "
+                             "here, for this tab")
 
 
 def prediction_source(scope: str, image_name: str, images: pd.DataFrame,

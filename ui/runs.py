@@ -21,12 +21,9 @@ from plotly.subplots import make_subplots
 
 from svetlana_core.models import MODEL_FILE
 from svetlana_core.store import Project
+from svetlana_core.store.current_model import TRAINING_KINDS
 
 FINAL = ("done", "failed", "stopped")
-
-
-#: Run kinds that train a model (the others predict).
-TRAINING_KINDS = ("train", "train-rf")
 
 
 def model_runs(project: Project, kind: str | tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -85,17 +82,12 @@ def model_label(run) -> str:
     return text + (f" · macro-F1 {score:.3f}" if isinstance(score, (int, float)) else "")
 
 
-def latest_model_dir(project: Project) -> str | None:
-    models = model_runs(project, kind="train")
-    return None if models.empty else str(models.iloc[0]["model_dir"])
-
-
 def latest_predictions(project: Project, image: str) -> pd.DataFrame:
-    """Predictions of the newest model that predicted this image (``label, class,
-    confidence``); empty when there are none."""
+    """Predictions of this image by the model the Predict page shows, else by the project's
+    current model (``label, class, confidence``); empty when there are none."""
     empty = pd.DataFrame({"label": pd.Series(dtype="int64"), "class": pd.Series(dtype=str),
                           "confidence": pd.Series(dtype=float)})
-    chosen = st.session_state.get("predict_model") or latest_model_dir(project)
+    chosen = st.session_state.get("predict_model") or project.current_model()
     if not chosen:
         return empty
     table = project.predictions(chosen, image)

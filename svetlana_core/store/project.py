@@ -33,6 +33,7 @@ from pathlib import Path
 from svetlana_core.errors import InputError, StorageError
 from svetlana_core.store.annotations import _Annotations
 from svetlana_core.store.classes import _Classes
+from svetlana_core.store.current_model import _CurrentModel
 from svetlana_core.store.connection import (
     BUSY_TIMEOUT_S,
     DB_NAME,
@@ -50,7 +51,7 @@ from svetlana_core.store.runs import _Runs
 from svetlana_core.store.schema import _MIGRATIONS, SCHEMA_VERSION
 
 
-class Project(_Images, _Classes, _Annotations, _Runs, _Predictions, _Masks):
+class Project(_Images, _Classes, _Annotations, _Runs, _Predictions, _Masks, _CurrentModel):
     """A Svetlana project: a folder with ``project.sqlite``, ``models/`` and ``outputs/``.
 
     Create one with :meth:`create`, :meth:`open` or :meth:`open_or_create`. The object holds

@@ -124,6 +124,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (image_id, segmentation)
         )""",
     ),
+    (
+        # 4: project settings the whole lab shares, e.g. the current model (issue 12).
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            author TEXT NOT NULL DEFAULT '',
+            changed_at TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

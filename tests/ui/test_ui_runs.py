@@ -61,4 +61,5 @@ def test_model_runs_of_one_kind(tmp_path):
         run = project.create_run(kind, {})
         project.update_run(run, status="done", model_dir=str(folder))
     assert runs.model_runs(project, kind="train")["kind"].tolist() == ["train"]
-    assert runs.latest_model_dir(project) == str(project.models_dir / "train")
+    # no validation score on either: the newest finished training is the current model
+    assert project.current_model() == str(project.models_dir / "train-rf")
