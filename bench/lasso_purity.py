@@ -18,7 +18,8 @@ One lasso is simulated as a disc on the map around an object of a class, grown a
 least 90 % of the objects inside are of that class (a lasso can draw any such region; a disc is
 the simplest). For each class, over up to 400 centres: the largest such disc (the best lasso a
 user can find) and the median one (a typical lasso). Labelling those objects by clicking takes
-one click each. Prints a markdown table, the commands and the load average.
+one click each; the "all" rows add up one lasso per class. Prints a markdown table, the
+commands and the load average.
 """
 
 from __future__ import annotations
@@ -102,13 +103,16 @@ def main() -> None:
             sizes = pure_disc_sizes(xy, classes, cls, args.centres, np.random.default_rng(0))
             rows.append((name, cls, int((classes == cls).sum()), int(sizes.max()),
                          float(np.median(sizes))))
+        per_class = [row for row in rows if row[0] == name]
+        rows.append((name, "all (one lasso per class)", sum(r[2] for r in per_class),
+                     sum(r[3] for r in per_class), sum(r[4] for r in per_class)))
     print(f"\nload average at start {' '.join(f'{x:.2f}' for x in load_start)}, at end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; features computed in "
           + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + "\n")
     print(f"| map | class | objects | best lasso at ≥ {PURITY:.0%} purity (= clicks saved) "
-          "| median lasso |\n|---|---|---:|---:|---:|")
+          "| share of the class | median lasso |\n|---|---|---:|---:|---:|---:|")
     for name, cls, n, best, median in rows:
-        print(f"| {name} | {cls} | {n} | {best} | {median:.0f} |")
+        print(f"| {name} | {cls} | {n} | {best} | {best / n:.0%} | {median:.0f} |")
 
 
 if __name__ == "__main__":

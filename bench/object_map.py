@@ -153,7 +153,7 @@ def main() -> None:
     for label, seconds in rows:
         print(f"| {label} | {seconds:.3f} |")
     print(f"\nload average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"command: python bench/object_map.py --repeats {args.repeats}")
+    print("command: python " + " ".join(["bench/object_map.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from svetlana_core.errors import InputError
 from svetlana_core.models.inference import ONNX_FILE, OnnxModel, _session
 from svetlana_core.predict.backends import ONNX_BATCH_SIZE, is_forest, load_for_prediction
 from svetlana_core.predict.crop import _batches, _check_inputs, _Cropper, _spec
-from svetlana_core.predict.image import _batching, _sorted_table
+from svetlana_core.predict.image import _batching, _check_counts, _sorted_table
 
 #: ONNX operators that end a classifier: the features are their first input.
 _LAST_LAYERS = ("Gemm", "MatMul")
@@ -91,15 +91,29 @@ def embed_image(
     Returns
     -------
     labels : ndarray of int64, shape (objects,)
+        Sorted.
     features : ndarray of float32, shape (objects, features)
+        Row ``i`` belongs to ``labels[i]``; shape (0, 0) when there is no object.
+
+    Raises
+    ------
+    InputError
+        As :func:`~svetlana_core.predict.predict_image` for the image and mask; a label that
+        is not an object of the mask; a batch size that is not a positive integer.
     """
+    _check_counts(batch_size=batch_size)
     spec = _spec(model)
     image = None if image is None else np.asarray(image)
     mask = np.asarray(mask)
     _check_inputs(spec, image, mask)
     table = _sorted_table(mask, None)
     if labels is not None:
-        table = table[table["label"].isin(np.asarray(labels))].reset_index(drop=True)
+        wanted = np.asarray(labels, dtype=np.int64).ravel()
+        missing = np.setdiff1d(wanted, table["label"].to_numpy())
+        if missing.size:
+            raise InputError(f"labels {missing[:10].tolist()} are not objects of the mask "
+                             f"({missing.size} missing)")
+        table = table[table["label"].isin(wanted)].reset_index(drop=True)
 
     class _Runner:  # what _batching reads of a runner
         batch_size = ONNX_BATCH_SIZE

@@ -20,6 +20,14 @@ def test_pca_finds_the_axis_the_points_spread_along():
     assert np.argmax(xy[:, 0]) == 8  # signs fixed: the largest loading is positive
 
 
+def test_pca_is_exact_where_the_principal_axes_are_known():
+    # columns 0 and 1 are the same feature t, column 2 a feature s uncorrelated with it; both
+    # standardised already: the axes are (1, 1, 0) / sqrt 2 (variance 2) and (0, 0, 1)
+    t, s = np.array([1.0, -1, 1, -1]), np.array([1.0, 1, -1, -1])
+    xy = pca_2d(np.column_stack([t, t, s]))
+    np.testing.assert_allclose(xy, np.column_stack([np.sqrt(2) * t, s]), atol=1e-12)
+
+
 def test_one_varying_feature_gives_a_flat_second_axis():
     xy = pca_2d(np.column_stack([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
     np.testing.assert_allclose(xy[:, 0], np.array([-1, 0, 1]) * np.sqrt(1.5))
@@ -29,6 +37,8 @@ def test_one_varying_feature_gives_a_flat_second_axis():
 @pytest.mark.parametrize("features, message", [
     (np.ones((1, 3)), r"at least 2 objects"),
     (np.ones((4, 3)), r"none of the 3 features varies between the 4 objects"),
+    (np.ones((4, 0)), r"none of the 0 features varies between the 4 objects"),
+    (np.ones(5), r"at least 2 objects with features, got shape \(5,\)"),
 ])
 def test_nothing_to_map_is_refused(features, message):
     with pytest.raises(InputError, match=message):

@@ -51,6 +51,17 @@ def test_some_objects_only(tmp_path):
     np.testing.assert_array_equal(some, every[[0, 2]])
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"labels": [3, 5, 99]}, r"labels \[5, 99\] are not objects of the mask \(2 missing\)"),
+    ({"batch_size": 0}, r"batch_size must be a positive integer; got 0"),
+])
+def test_objects_that_are_not_there_and_bad_batches_are_refused(tmp_path, kwargs, message):
+    model = penultimate(load_predictor(cnn_model_folder(tmp_path / "m"), device="cpu"))
+    image, mask = three_disks()
+    with pytest.raises(InputError, match=message):
+        embed_image(model, image[None], mask, **kwargs)
+
+
 def test_files_give_one_row_per_object_of_each_image(tmp_path):
     image, mask = three_disks()
     for stem in ("a", "b"):
