@@ -109,8 +109,9 @@ def test_a_geojson_that_is_no_feature_collection_changes_nothing(tmp_path, folde
     assert not (tmp_path / "p").exists()
 
 
-def test_geojson_outlines_become_the_masks(tmp_path, folder, capsys):
-    """Images without masks: QuPath's outlines are the segmentation."""
+def _outlines_without_masks(tmp_path, folder, capsys):
+    """The labels exported as QuPath GeoJSON into ``qupath/``, and a folder ``bare/`` of the
+    images without their masks."""
     assert run(capsys, "import-labels", tmp_path / "p", "--images", folder, "--labels",
                tmp_path / "labels.csv")[0] == 0
     run(capsys, "export-labels", tmp_path / "p", "--format", "geojson", "--out",
@@ -119,6 +120,12 @@ def test_geojson_outlines_become_the_masks(tmp_path, folder, capsys):
     images.mkdir()
     for stem in MASKS:
         (images / f"{stem}.tif").write_bytes((folder / f"{stem}.tif").read_bytes())
+    return images
+
+
+def test_geojson_outlines_become_the_masks(tmp_path, folder, capsys):
+    """Images without masks: QuPath's outlines are the segmentation."""
+    images = _outlines_without_masks(tmp_path, folder, capsys)
     code, _, err = run(capsys, "import-labels", tmp_path / "q", "--images", images,
                        "--labels", tmp_path / "qupath", "--geojson-as-mask")
     assert code == 0, err
@@ -172,14 +179,7 @@ def test_a_napari_svetlana_folder_pairs_by_sorted_order_and_says_so(tmp_path, ca
 
 def test_masks_made_from_outlines_never_replace_earlier_ones(tmp_path, folder, capsys):
     """A second --geojson-as-mask import that is refused removes its own masks only."""
-    assert run(capsys, "import-labels", tmp_path / "p", "--images", folder, "--labels",
-               tmp_path / "labels.csv")[0] == 0
-    run(capsys, "export-labels", tmp_path / "p", "--format", "geojson", "--out",
-        tmp_path / "qupath")
-    images = tmp_path / "bare"
-    images.mkdir()
-    for stem in MASKS:
-        (images / f"{stem}.tif").write_bytes((folder / f"{stem}.tif").read_bytes())
+    images = _outlines_without_masks(tmp_path, folder, capsys)
     argv = ["import-labels", tmp_path / "q", "--images", images, "--labels", tmp_path / "qupath",
             "--geojson-as-mask"]
     assert run(capsys, *argv)[0] == 0
