@@ -21,7 +21,7 @@ import pandas as pd
 from svetlana_core import io
 from svetlana_core.errors import InputError
 from svetlana_core.models.inference import ONNX_FILE, OnnxModel, _session
-from svetlana_core.predict.backends import ONNX_BATCH_SIZE, is_forest, load_for_prediction
+from svetlana_core.predict.backends import ONNX_BATCH_SIZE
 from svetlana_core.predict.crop import _batches, _check_inputs, _Cropper, _spec
 from svetlana_core.predict.image import _batching, _check_counts, _sorted_table
 
@@ -115,10 +115,7 @@ def embed_image(
                              f"({missing.size} missing)")
         table = table[table["label"].isin(wanted)].reset_index(drop=True)
 
-    class _Runner:  # what _batching reads of a runner
-        batch_size = ONNX_BATCH_SIZE
-
-    size, chunk = _batching(spec, _Runner, batch_size, None)
+    size, chunk = _batching(spec, None, batch_size or ONNX_BATCH_SIZE, None)
     out = None
     if len(table):
         for rows, batch, _ in _batches(_Cropper(spec, image, mask, table), len(table), size,
@@ -150,13 +147,18 @@ def embed_files(model_dir: str | os.PathLike, files: Files) -> pd.DataFrame:
     Raises
     ------
     InputError
-        A random-forest folder (it has no layers), unreadable files.
+        A random-forest folder (it has no layers), a folder older than ``model.onnx`` (the
+        message says how to export it), unreadable files.
     """
-    model = load_for_prediction(model_dir, device="cpu")
-    if is_forest(model) or not isinstance(model, OnnxModel):
+    from svetlana_core.models.folder import model_kind
+    from svetlana_core.models.inference import load_onnx
+
+    if model_kind(model_dir) == "rf":
         raise InputError(f"model {model_dir} is a random forest, which has no layers to map "
                          "objects by: use the hand-crafted features, or a CNN")
-    features = penultimate(model)
+    # load_onnx, not load_predictor: a folder older than model.onnx is refused with how to
+    # export it, rather than exported here with torch (3 s, 650 MB in the app's server).
+    features = penultimate(load_onnx(model_dir))
     parts = []
     for name, (image_path, mask_path) in files.items():
         image, mask = io.load_pair(image_path, mask_path)

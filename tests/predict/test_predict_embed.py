@@ -89,3 +89,18 @@ def test_a_random_forest_has_no_layers_to_map_by(tmp_path):
     train_from_labels(files, labels, val_fraction=0.0, out_dir=tmp_path / "rf")
     with pytest.raises(InputError, match=r"is a random forest, which has no layers"):
         embed_files(tmp_path / "rf", files)
+
+
+def test_a_folder_older_than_its_graph_is_refused_not_exported_here(tmp_path):
+    """The app's server must not import torch to export an old folder for the map."""
+    import json
+
+    folder = cnn_model_folder(tmp_path / "m")
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "onnx": None}))
+    image, mask = three_disks()
+    io.write_tiff(tmp_path / "a.tif", image)
+    io.write_tiff(tmp_path / "a_mask.tif", mask)
+    with pytest.raises(InputError, match=r"has no 'onnx' record.*export-onnx"):
+        embed_files(folder, io.folder_files(tmp_path))
+    assert json.loads((folder / "model.json").read_text())["onnx"] is None  # not exported

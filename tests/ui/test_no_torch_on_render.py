@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["pages/project.py", "pages/annotate.py", "pages/train.py", "pages/predict.py",
-         "pages/dashboard.py"]
+PAGES = ["pages/project.py", "pages/annotate.py", "pages/object_map.py", "pages/train.py",
+         "pages/predict.py", "pages/dashboard.py"]
 HEAVY = ("torch", "torchvision", "captum", "albumentations")
 
 RENDER = textwrap.dedent("""
