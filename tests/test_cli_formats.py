@@ -135,9 +135,10 @@ def test_geojson_outlines_become_the_masks(tmp_path, folder, capsys):
     masks = dict(project.images()[["name", "mask_path"]].values)
     for image, label, cls in labels[["image", "label", "class"]].itertuples(index=False):
         new = io.read_mask(masks[image]) == label
-        old = next(lab for im, lab, c in LABELS if im == image and c == cls
-                   and np.array_equal(MASKS[image[:3]] == lab, new))
-        assert old is not None  # the outline rasterised back gives the very same pixels
+        # the outline rasterised back gives the very same pixels as a labelled old object
+        same = [lab for im, lab, c in LABELS if im == image and c == cls
+                and np.array_equal(MASKS[image[:3]] == lab, new)]
+        assert len(same) == 1, (image, label, cls)
 
 
 def test_napari_svetlana_project_imports_with_class_names(tmp_path, capsys):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from svetlana_core import io, plate
 from svetlana_core.errors import InputError, listing
+from svetlana_core.objects.table import labels_of
 
 if TYPE_CHECKING:
     from svetlana_core.io.label_sources import Gathered
@@ -83,7 +84,7 @@ def check_labels(project: "Project | None", gathered: "Gathered", origin: str) -
              **{pair.name: pair.mask for pair in gathered.pairs}}
     present = {}
     for pair in gathered.pairs:
-        present[pair.name] = _labels_of(io.load_pair(pair.image, pair.mask)[1])
+        present[pair.name] = labels_of(io.load_pair(pair.image, pair.mask)[1])
     unknown = sorted(set(gathered.table["image"]) - set(masks))
     if unknown:
         check.errors.append(f"{origin} names {len(unknown)} images that are not in the "
@@ -92,7 +93,7 @@ def check_labels(project: "Project | None", gathered: "Gathered", origin: str) -
         if name not in masks:
             continue
         if name not in present:
-            present[name] = _labels_of(io.read_mask(masks[name]))
+            present[name] = labels_of(io.read_mask(masks[name]))
         absent = np.setdiff1d(labels.to_numpy(), present[name])
         if absent.size:
             check.errors.append(_absent(origin, name, masks[name], present[name], absent))
@@ -134,12 +135,6 @@ def store_checked(project: "Project", check: LabelCheck, *, add_classes: bool,
               for pair in check.gathered.pairs]
     return project.import_labels(check.table, origin=check.origin, author=author,
                                  source=source, images=images)
-
-
-def _labels_of(mask: np.ndarray) -> np.ndarray:
-    from svetlana_core.objects.table import labels_of
-
-    return labels_of(mask)
 
 
 def _absent(origin: str, image: str, mask: Any, present: np.ndarray, absent: np.ndarray) -> str:

@@ -1,8 +1,6 @@
 """One current model per project (issue 12 item 1): the best finished training by default,
 never a stopped, failed or prediction run; a choice shared by the lab."""
 
-import json
-
 import pytest
 
 from svetlana_core.errors import InputError
@@ -51,4 +49,3 @@ def test_ties_go_to_the_newest(project):
     _run(project, "train", "done", 0.8, "a")
     newest = _run(project, "train", "done", 0.8, "b")
     assert project.current_model() == newest
-    assert json.loads(project.runs()["summary"].iloc[0])["macro_f1"] == 0.8
