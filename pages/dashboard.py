@@ -51,7 +51,8 @@ if not per_well.empty:
         if not in_well.empty and st.button(f"Open {in_well['image'].iloc[0]} on the Predict "
                                            "page"):
             state.set_current_image(in_well["image"].iloc[0])
-            st.switch_page("pages/predict.py")
+            # the link keeps this tab's project and model: Predict opens on the same model
+            st.switch_page("pages/predict.py", query_params=state.place())
     st.dataframe(per_well, hide_index=True, key="dash_per_well")
 
     plate_map = st.file_uploader("Plate map CSV (columns well, condition)", type=["csv"],

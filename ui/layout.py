@@ -56,18 +56,18 @@ NAVIGATION = [
 def _sidebar() -> Project | None:
     with st.sidebar:
         st.markdown("### :material/biotech: Svetlana")
-        for page, label, icon in NAVIGATION:
-            st.page_link(page, label=label, icon=icon)
+        links = st.container()  # filled once the project and image of this run are known
         st.divider()
         names = state.list_projects()
         current = state.current_project_name()
         if names:
-            index = names.index(current) if current in names else None
-            choice = st.selectbox("Project", names, index=index, key="sidebar_project",
-                                  placeholder="Choose a project")
-            if choice != current:
-                state.set_current_project(choice)
-                current = choice
+            # The widget follows the current project, whoever changed it (a link, "Create
+            # project", the demo button); set on every run, as the widget of a page just opened
+            # starts empty. A choice here changes it in a callback, before the page runs, so
+            # the whole run (links included) sees the new project.
+            st.session_state["sidebar_project"] = current
+            st.selectbox("Project", names, key="sidebar_project", placeholder="Choose a project",
+                         on_change=_choose_project)
         else:
             st.caption("No project yet: create one or open the demo on the Project page.")
         project = state.current_project() if current else None
@@ -78,7 +78,16 @@ def _sidebar() -> Project | None:
             _current_model(project)
             _jobs_status(project)
         state.author_field()
+        state.keep_place_in_url()
+        where = state.place()
+        with links:
+            for page, label, icon in NAVIGATION:
+                st.page_link(page, label=label, icon=icon, query_params=where)
     return project
+
+
+def _choose_project() -> None:
+    state.set_current_project(st.session_state.get("sidebar_project"))
 
 
 def _current_model(project: Project) -> None:
@@ -100,7 +109,8 @@ def _current_model(project: Project) -> None:
                                "it unless their own picker says otherwise")
     if choice is not None and choice != current:
         project.set_current_model(choice, author=state.author())
-        st.session_state.pop("predict_model", None)  # the pages follow the new choice
+        st.session_state.pop(state.MODEL_KEY, None)  # the pages follow the new choice
+        st.query_params.pop("model", None)
         st.rerun()
 
 

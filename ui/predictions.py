@@ -42,12 +42,27 @@ def pick_model(project: Project, missing: str) -> str:
         st.info(missing)
         st.stop()
     labels = {r["model_dir"]: runs.model_label(r) for r in trained.to_dict("records")}
-    if st.session_state.get("predict_model") not in labels:
+    by_name = {Path(folder).name: folder for folder in labels}
+    chosen = by_name.get(st.query_params.get("model", ""))  # ?model=<folder name> of a link
+    if chosen is None:
+        chosen = st.session_state.get(state.MODEL_KEY)
+    if chosen not in labels:
         current = project.current_model()
-        st.session_state["predict_model"] = current if current in labels else next(iter(labels))
-    return st.selectbox("Model", list(labels), format_func=labels.get, key="predict_model",
-                        help="The project's current model (sidebar) unless you pick another "
-                             "here, for this tab")
+        chosen = current if current in labels else next(iter(labels))
+    # Set on every run: a widget of the same key on another page starts empty (its id is the
+    # page's), and would open on the first model of the list instead.
+    st.session_state[state.MODEL_KEY] = chosen
+    choice = st.selectbox("Model", list(labels), format_func=labels.get, key=state.MODEL_KEY,
+                          help="The project's current model (sidebar) unless you pick another "
+                               "here, for this tab", on_change=_choose_model)
+    st.query_params["model"] = Path(choice).name
+    return choice
+
+
+def _choose_model() -> None:
+    """The tab's model goes into the URL before the page runs again, so the link's old
+    ``?model=`` does not win over the choice just made."""
+    st.query_params["model"] = Path(st.session_state[state.MODEL_KEY]).name
 
 
 def prediction_source(scope: str, image_name: str, images: pd.DataFrame,

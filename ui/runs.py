@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 from svetlana_core.models import MODEL_FILE
 from svetlana_core.store import Project
 from svetlana_core.store.current_model import TRAINING_KINDS
+from ui import state
 
 FINAL = ("done", "failed", "stopped")
 
@@ -87,7 +88,7 @@ def latest_predictions(project: Project, image: str) -> pd.DataFrame:
     current model (``label, class, confidence``); empty when there are none."""
     empty = pd.DataFrame({"label": pd.Series(dtype="int64"), "class": pd.Series(dtype=str),
                           "confidence": pd.Series(dtype=float)})
-    chosen = st.session_state.get("predict_model") or project.current_model()
+    chosen = st.session_state.get(state.MODEL_KEY) or project.current_model()
     if not chosen:
         return empty
     table = project.predictions(chosen, image)

@@ -7,8 +7,10 @@ values (STYLE.md habit 12). The current project and image are mirrored in the UR
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import streamlit as st
 
@@ -30,6 +32,11 @@ from ui import auth
 USER_HEADER_ENV = "SVETLANA_USER_HEADER"
 #: Session-state keys of the sidebar's name field and of the name kept across pages.
 AUTHOR_KEY, AUTHOR_NAME_KEY = "author", "author_name"
+#: The cookie that keeps the typed name across reloads and visits (this browser only: a name
+#: in the URL would label a colleague's clicks who opened a shared link).
+AUTHOR_COOKIE = "svetlana_author"
+#: Session-state key of the model this tab picked (a model folder), the ``?model=`` of links.
+MODEL_KEY = "predict_model"
 PROJECTS_FOLDER = "projects"
 DEMO_NAME = "demo"
 
@@ -78,12 +85,14 @@ def current_project_name() -> str | None:
 
 def set_current_project(name: str | None) -> None:
     st.session_state["project"] = name
-    st.session_state.pop("image", None)
+    for key in ("image", MODEL_KEY):  # both belong to the project left
+        st.session_state.pop(key, None)
     if name:
         st.query_params["project"] = name
     else:
         st.query_params.pop("project", None)
-    st.query_params.pop("image", None)
+    for key in ("image", "model"):
+        st.query_params.pop(key, None)
 
 
 def current_project() -> Project | None:
@@ -107,6 +116,28 @@ def current_image(project: Project) -> str | None:
 def set_current_image(name: str) -> None:
     st.session_state["image"] = name
     st.query_params["image"] = name
+
+
+def place() -> dict[str, str]:
+    """Where this tab is, as the query parameters of a link: ``project``, ``image`` and, when
+    the tab picked a model of its own, ``model`` (the model folder's name).
+
+    Streamlit's page links drop the query, so every link carries these and a reload or a
+    shared link lands on the same project, image and model.
+    """
+    where = {"project": st.session_state.get("project"), "image": st.session_state.get("image")}
+    model = st.session_state.get(MODEL_KEY)
+    # a linked model not yet opened by a model picker stays in the links until one opens it
+    where["model"] = Path(model).name if model else st.query_params.get("model")
+    return {key: str(value) for key, value in where.items() if value}
+
+
+def keep_place_in_url() -> None:
+    """Write :func:`place` into the URL when it differs (a page reached by a link that lost
+    the query, or a choice made in this run), so a reload restores it."""
+    for key, value in place().items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def author() -> str:
@@ -143,13 +174,35 @@ def author_field() -> None:
     if who:
         st.caption(f"Labels are recorded as **{who}**")
         return
+    if AUTHOR_NAME_KEY not in st.session_state:  # a new session: the name of the last visit
+        remembered = st.context.cookies.get(AUTHOR_COOKIE)
+        # (a test harness without a browser answers with a stand-in object, not a string)
+        remembered = unquote(remembered) if isinstance(remembered, str) else ""
+        st.session_state[AUTHOR_NAME_KEY] = remembered.strip()[:100]
     st.session_state[AUTHOR_KEY] = st.session_state.get(AUTHOR_NAME_KEY, "")
     st.text_input("Your name (recorded with labels)", key=AUTHOR_KEY, on_change=_keep_name,
-                  help="Recorded with every label you make.")
+                  max_chars=100, help="Recorded with every label you make; this browser "
+                                      "remembers it.")
+    if st.session_state.pop("_author_changed", False):
+        _remember_name(st.session_state[AUTHOR_KEY])
 
 
 def _keep_name() -> None:
     st.session_state[AUTHOR_NAME_KEY] = st.session_state[AUTHOR_KEY]
+    st.session_state["_author_changed"] = True
+
+
+def _remember_name(name: str) -> None:
+    """Store the name in a cookie of this browser (a year), read back by the next session.
+
+    Streamlit reads cookies (``st.context.cookies``) but cannot set them: a line of
+    JavaScript does. The name goes in as a JSON string with ``<`` escaped, so a name cannot
+    close the script.
+    """
+    value = json.dumps(name.strip()).replace("<", "\\u003c")
+    st.html(f"<script>document.cookie = '{AUTHOR_COOKIE}=' + encodeURIComponent({value}) + "
+            "'; path=/; max-age=31536000; SameSite=Strict';</script>",
+            unsafe_allow_javascript=True)
 
 
 def int_param(name: str, default: int) -> int:

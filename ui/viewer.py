@@ -106,9 +106,11 @@ def pick_image(project, images, key: str):
 
     names = images["name"].tolist()
     current = state.current_image(project)
-    name = st.selectbox("Image", names, index=names.index(current), key=key)
-    if name != current:
-        state.set_current_image(name)
+    # The widget follows the tab's image, whoever changed it (another page, a link; set on
+    # every run, as a widget new to this page would open on the first image); a choice here
+    # changes it in a callback, before the page runs, so the sidebar links see it too.
+    st.session_state[key] = current
+    name = st.selectbox("Image", names, key=key, on_change=_choose_image, args=(key,))
     record = images.set_index("name").loc[name]
     row = {"path": record["path"], "mask_path": record["mask_path"], "axes": record["axes"]}
     try:
@@ -117,3 +119,9 @@ def pick_image(project, images, key: str):
         st.error(str(error))
         st.stop()
     return name, row, image, mask
+
+
+def _choose_image(key: str) -> None:
+    from ui import state
+
+    state.set_current_image(st.session_state[key])
