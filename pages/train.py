@@ -21,8 +21,11 @@ st.caption(f"Device: **{runs.device_name()}** · labelled objects: "
 if len(classes) < 2:
     st.warning("Label objects of at least two classes before training (Annotate page).")
 
-with st.expander("Settings", expanded="run" not in st.query_params):
-    config = train_form.settings_form(project)
+# A key keeps the expander as the user left it across reruns (without one it folded away on
+# the first edit once a run was in the URL); it opens folded only on a link to a run.
+with st.expander("Settings", expanded="run" not in st.query_params, key="train_settings"):
+    settings = train_form.settings_form(project)
+    config = settings.config
     advanced = st.toggle("Edit the full configuration as JSON", key="train_json_toggle")
     if advanced:
         text = st.text_area("TrainConfig (JSON)", json.dumps(config, indent=2), height=400,
@@ -32,20 +35,28 @@ with st.expander("Settings", expanded="run" not in st.query_params):
         except json.JSONDecodeError as error:
             st.error(f"The JSON is not valid: {error}")
             config = None
+    agreed = True
+    if settings.to_confirm:
+        st.warning("Before training: " + "; ".join(settings.to_confirm) + ".",
+                   icon=":material/help:")
+        agreed = st.checkbox("Train anyway", key="train_confirm_classes")
     left, right = st.columns(2)
-    start = left.button("Start training", type="primary", disabled=len(classes) < 2 or not config)
-    baseline = right.button("Train the random-forest baseline", disabled=len(classes) < 2)
+    ready = len(classes) >= 2 and agreed
+    start = left.button("Start training", type="primary", disabled=not ready or not config)
+    baseline = right.button("Train the random-forest baseline", disabled=not ready)
 
 try:
+    source = {"kind": "project", "group_pattern": settings.group_pattern}
     if start:
         train_form.validate(config)
-        run_id = jobs.submit_training(project.folder, config, author=state.author())
+        run_id = jobs.submit_training(project.folder, config, source, author=state.author())
         st.query_params["run"] = str(run_id)
         st.rerun()
     if baseline:
         rf = {"val_fraction": config.get("val_fraction", 0.2) if config else 0.2,
               "seed": config.get("seed", 0) if config else 0}
-        run_id = jobs.submit_training(project.folder, rf, author=state.author(), kind="rf")
+        run_id = jobs.submit_training(project.folder, rf, source, author=state.author(),
+                                      kind="rf")
         st.query_params["run"] = str(run_id)
         st.rerun()
 except InputError as error:
@@ -88,14 +99,32 @@ if not all_runs.empty:
             meta = {}
         metrics = meta.get("metrics") or {}
         st.subheader("Validation of the kept model")
-        st.caption((record.get("summary") or {}).get("text", ""))
+        summary = record.get("summary") or {}
+        st.caption(summary.get("text", ""))
+        caution = runs.validation_caution(summary, metrics)
+        if caution:
+            st.warning(caution, icon=":material/warning:")
         if metrics.get("confusion"):
             left, right = st.columns([1, 1])
             left.plotly_chart(runs.confusion_figure(metrics["confusion"], meta["classes"]),
                               key=f"confusion_{run_id}")
             per_class = pd.DataFrame(metrics.get("per_class", {})).T
             right.dataframe(per_class)
-            right.metric("Macro-F1", f"{metrics.get('macro_f1', float('nan')):.3f}")
+            n_val = sum(c.get("support", 0) for c in metrics.get("per_class", {}).values())
+            right.metric(f"Macro-F1 on {n_val} validation objects",
+                         f"{metrics.get('macro_f1', float('nan')):.3f}")
 
-    st.subheader("Runs")
-    st.dataframe(runs.runs_table(project), hide_index=True)
+
+@st.fragment(run_every=2 if runs.any_active(project) else None)
+def run_tables() -> None:
+    """Trainings and predictions in two tables, with the live status while a job runs."""
+    trainings, predictions = runs.split_runs(runs.runs_table(project))
+    if not trainings.empty:
+        st.subheader("Runs")
+        st.dataframe(trainings, hide_index=True, key="train_runs_table")
+    if not predictions.empty:
+        st.subheader("Prediction runs")
+        st.dataframe(predictions, hide_index=True, key="train_prediction_runs")
+
+
+run_tables()

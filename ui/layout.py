@@ -121,7 +121,9 @@ def _jobs_status(project: Project) -> None:
     rerun; when the last one ends it reruns the page once (so the page shows the result) and
     the timer stops. With no job active nothing ticks: an idle tab costs the server nothing.
     """
-    active = _active_jobs(project)
+    from ui import runs as run_views
+
+    active = run_views.any_active(project)
 
     @st.fragment(run_every=2 if active else None)
     def show() -> None:
@@ -139,11 +141,6 @@ def _jobs_status(project: Project) -> None:
 
     st.session_state["_jobs_active"] = active
     show()
-
-
-def _active_jobs(project: Project) -> bool:
-    runs = project.runs()
-    return bool(not runs.empty and runs["status"].isin(["queued", "running"]).any())
 
 
 def rerun_fragment() -> None:

@@ -54,6 +54,12 @@ def training_runs(project: Project) -> pd.DataFrame:
     return all_runs[all_runs["kind"].isin(TRAINING_KINDS)].sort_values("id", ascending=False)
 
 
+def any_active(project: Project) -> bool:
+    """Whether a job of the project is queued or running (pages tick only then)."""
+    runs = project.runs()
+    return bool(not runs.empty and runs["status"].isin(["queued", "running"]).any())
+
+
 def run_label(table: pd.DataFrame):
     """``format_func`` for a run picker: ``run 3 · train-rf (done)``."""
     rows = table.set_index("id")
@@ -145,6 +151,30 @@ def curves(epochs: pd.DataFrame, classes: list[str]) -> go.Figure:
     return figure
 
 
+def validation_caution(summary: dict, metrics: dict) -> str:
+    """A sentence when a run's validation scores should not be trusted as they are: the
+    split was not grouped, or a class had fewer than
+    :data:`~svetlana_core.training.FEW_VALIDATION_OBJECTS` validation objects; else ``""``.
+
+    (Issue 12: macro-F1 1.000 in large type from 8 validation objects of one image, against
+    0.41 on the project's other 6,321 objects.)
+    """
+    from svetlana_core.training.split import FEW_VALIDATION_OBJECTS
+
+    said = []
+    note = str(summary.get("split") or "")
+    if "NOT grouped" in note:
+        said.append("the split was not grouped (objects of one image in both sets): the "
+                    "scores are optimistic")
+    support = {name: int(c.get("support", 0))
+               for name, c in (metrics.get("per_class") or {}).items()}
+    thin = [f"{name} {n}" for name, n in support.items() if n < FEW_VALIDATION_OBJECTS]
+    if thin:
+        said.append(f"few validation objects ({', '.join(thin)}; fewer than "
+                    f"{FEW_VALIDATION_OBJECTS} per class): the scores are rough")
+    return ("Read these scores with care: " + "; ".join(said) + ".") if said else ""
+
+
 def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
     """Confusion matrix heat map (rows: true class, columns: predicted class)."""
     figure = go.Figure(go.Heatmap(z=confusion, x=classes, y=classes, colorscale="Blues",
@@ -169,8 +199,13 @@ def runs_table(project: Project) -> pd.DataFrame:
         config = _decode(run.get("config"))
         inner = config.get("config", config)
         metrics = _decode(run.get("summary"))
+        finished, total = metrics.get("finished"), metrics.get("total")
         rows.append({
             "run": run["id"], "kind": run["kind"], "status": run["status"],
+            # a prediction: its model, how far it got, what ran it
+            "model": Path(config["model_dir"]).name if config.get("model_dir") else "",
+            "images": f"{finished}/{total}" if total is not None else "",
+            "engine": metrics.get("engine", ""),
             "arch": {"train-rf": "rf", "train": inner.get("arch", "cnn")}.get(run["kind"], ""),
             # a prediction run has a model, not training settings
             "params": json.dumps(inner.get("arch_params", {}))
@@ -184,3 +219,19 @@ def runs_table(project: Project) -> pd.DataFrame:
             "error": run.get("error"),
         })
     return pd.DataFrame(rows)
+
+
+#: Columns of the runs table that only a prediction fills, and only a training.
+PREDICTION_COLUMNS = ["model", "images", "engine"]
+TRAINING_COLUMNS = ["arch", "params", "epochs", "lr", "macro_f1", "balanced_accuracy", "device"]
+
+
+def split_runs(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`runs_table` as two tables: trainings (with their settings and scores) and
+    predictions (with their model, images done and engine), each without the other's
+    columns."""
+    if table.empty:
+        return table, table
+    is_training = table["kind"].isin(TRAINING_KINDS)
+    return (table[is_training].drop(columns=PREDICTION_COLUMNS),
+            table[~is_training].drop(columns=TRAINING_COLUMNS + ["kind"]))

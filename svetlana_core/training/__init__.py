@@ -9,6 +9,7 @@ numpy at the edges, torch inside. The pieces, in the order a run uses them:
   object (its image, or a user key such as the source slide) for the split; a project gives
   ``dataset_from_files`` its ``training_set()``;
 * :func:`split_train_val` — stratified *and* grouped: no image in both sets;
+  :func:`preview_split` says what it will hold before a run (the Train page's warning);
 * :func:`train_one_epoch` and :func:`evaluate` — the loop, kept apart (torchvision references);
 * :func:`train` — the whole run: reports each epoch through ``on_epoch``, never prints, honours
   a ``stop`` event and ``max_minutes``, keeps the best weights by validation macro-F1 and
@@ -64,6 +65,9 @@ _EXPORTS = {
     'evaluate': 'svetlana_core.training.loop',
     'set_seed': 'svetlana_core.training.run',
     'split_train_val': 'svetlana_core.training.split',
+    'preview_split': 'svetlana_core.training.split',
+    'SplitPreview': 'svetlana_core.training.split',
+    'FEW_VALIDATION_OBJECTS': 'svetlana_core.training.split',
     'train': 'svetlana_core.training.run',
     'train_one_epoch': 'svetlana_core.training.loop',
 }

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from svetlana_core.errors import InputError
@@ -112,3 +116,82 @@ def _split_with_note(
         "validation figures are optimistic"
     )
     return everything[train_mask], val, note
+
+
+#: Fewer validation objects than this in a class and its recall moves by ≥ 3 % per object:
+#: the Train page warns (issue 12: 8 validation objects from one image gave macro-F1 1.000).
+FEW_VALIDATION_OBJECTS = 30
+
+
+@dataclass(frozen=True)
+class SplitPreview:
+    """What a training's validation split will hold, computed before the run (no torch).
+
+    Attributes
+    ----------
+    grouped : bool
+        False when the split falls back to stratified only (one group, or no grouped fold
+        keeps every class in training): the scores are then optimistic.
+    note : str
+        The split's own sentence (as the run's summary will say it).
+    n_groups : int
+        Groups (images, or name-pattern keys) among the labelled objects.
+    val_groups : list of str
+        The groups held out for validation.
+    train_per_class, val_per_class : dict of str to int
+        Objects of each class in each set, in the order of the classes given.
+    """
+
+    grouped: bool
+    note: str
+    n_groups: int
+    val_groups: list[str]
+    train_per_class: dict[str, int]
+    val_per_class: dict[str, int]
+
+    @property
+    def n_val(self) -> int:
+        return sum(self.val_per_class.values())
+
+    def thin_classes(self, at_least: int = FEW_VALIDATION_OBJECTS) -> list[str]:
+        """Classes with fewer than ``at_least`` validation objects."""
+        return [c for c, n in self.val_per_class.items() if n < at_least]
+
+
+def preview_split(
+    classes: Sequence[str], images: Sequence[str], val_fraction: float, seed: int = 0,
+    group_by: Callable[[str], Any] | None = None,
+) -> SplitPreview:
+    """The split :func:`split_train_val` will make of labelled objects, as numbers.
+
+    Parameters
+    ----------
+    classes, images : sequence of str, one per labelled object
+        Its class and its image name.
+    val_fraction, seed : as :func:`split_train_val`.
+    group_by : callable, optional
+        ``image name -> group`` (:func:`svetlana_core.io.group_by_pattern`); default the image.
+
+    Examples
+    --------
+    >>> p = preview_split(["a", "b"] * 4, ["x", "x", "y", "y", "z", "z", "w", "w"], 0.25)
+    >>> p.grouped, p.n_groups, p.val_per_class, len(p.val_groups)
+    (True, 4, {'a': 1, 'b': 1}, 1)
+    """
+    from svetlana_core.training.dataset import _group_keys
+
+    names = np.asarray(list(classes), dtype=str)
+    order = list(dict.fromkeys(names.tolist()))
+    y = np.array([order.index(c) for c in names], dtype=np.int64)
+    groups = _group_keys(np.asarray(list(images), dtype=object), group_by)
+    train, val, note = _split_with_note(y, groups, val_fraction, seed)
+
+    def per_class(index: np.ndarray) -> dict[str, int]:
+        counts = np.bincount(y[index], minlength=len(order))
+        return {name: int(counts[k]) for k, name in enumerate(order)}
+
+    return SplitPreview(
+        grouped=note.startswith("grouped") or val_fraction == 0, note=note,
+        n_groups=len(np.unique(groups)), val_groups=sorted(np.unique(groups[val]).tolist()),
+        train_per_class=per_class(train), val_per_class=per_class(val),
+    )

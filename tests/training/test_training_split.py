@@ -36,3 +36,32 @@ def test_split_single_group_falls_back_and_says_so():
 def test_split_zero_fraction():
     train_idx, val_idx = T.split_train_val(np.array([0, 1, 0, 1]), None, 0.0)
     assert len(val_idx) == 0 and list(train_idx) == [0, 1, 2, 3]
+
+
+def test_preview_split_matches_the_split_training_makes():
+    """The Train page's numbers are those of the run: same split, same groups."""
+    from svetlana_core.io import group_by_pattern
+    from svetlana_core.training import preview_split, split_train_val
+
+    rng = np.random.default_rng(3)
+    images = np.array([f"train_{s}_{t}.png" for s in range(6) for t in range(3)
+                       for _ in range(10)])
+    classes = rng.choice(["tumour", "immune", "other"], len(images))
+    pattern = group_by_pattern(r"train_(\d+)_")
+    preview = preview_split(classes, images, 0.2, seed=1, group_by=pattern)
+    groups = np.array([pattern(n) for n in images])
+    codes = np.unique(classes, return_inverse=True)[1]
+    _, val = split_train_val(codes, groups, 0.2, seed=1)
+    assert preview.grouped and preview.n_groups == 6
+    assert preview.val_groups == sorted(set(groups[val]))
+    assert preview.n_val == len(val)
+    assert sum(preview.train_per_class.values()) == len(images) - len(val)
+    assert preview.thin_classes() == [c for c, n in preview.val_per_class.items() if n < 30]
+
+
+def test_preview_split_of_one_image_says_it_is_not_grouped():
+    from svetlana_core.training import preview_split
+
+    preview = preview_split(["a", "b"] * 20, ["one.png"] * 40, 0.25)
+    assert not preview.grouped and "NOT grouped" in preview.note
+    assert preview.val_per_class == {"a": 5, "b": 5}

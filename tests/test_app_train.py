@@ -1,0 +1,179 @@
+"""The Train page through AppTest: the form trains what the CLI trains (issue 16, item 1),
+the validation split is shown honestly before the run (issue 12, item 3), and predictions
+live in their own table (issue 12, item 6)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from svetlana_core import jobs, models
+from svetlana_core.demo import create_demo
+from svetlana_core.store import Project
+from svetlana_core.training import TrainConfig
+from tests.builders import write_pair
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def submitted(monkeypatch):
+    """What the page submits, instead of starting a worker."""
+    calls = []
+
+    def submit(project_dir, config, source=None, author="", kind="cnn", **_):
+        calls.append({"config": config, "source": source, "kind": kind})
+        return 1
+
+    monkeypatch.setattr(jobs, "submit_training", submit)
+    return calls
+
+
+def _train_page(project: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["project"] = project
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _tiles_project(root: Path, names: list[str], per_image: int = 12) -> Project:
+    """Images of 2 classes (labels alternate), ``per_image`` objects labelled on each."""
+    project = Project.create(root / "projects" / "tiles")
+    for name in names:
+        mask = np.zeros((64, 64), np.uint16)
+        for k in range(per_image):
+            r, c = divmod(k, 4)
+            mask[2 + 15 * r: 10 + 15 * r, 2 + 15 * c: 10 + 15 * c] = k + 1
+        image = (mask > 0).astype(np.uint8) * 200
+        image_path, mask_path = write_pair(root / "data", name, image, mask)
+        project.add_image(image_path, mask_path, name=f"{name}.tif")
+    project.add_class("a")
+    project.add_class("b")
+    project.annotate_many([(f"{n}.tif", k + 1, "ab"[k % 2]) for n in names
+                           for k in range(per_image)], author="t")
+    return project
+
+
+def test_the_forms_defaults_are_train_configs_with_an_automatic_depth(data_root, submitted):
+    create_demo(data_root / "projects" / "demo")
+    at = _train_page("demo")
+    depth = at.select_slider(key="train_depth")
+    assert depth.value == "auto" and depth.format_func("auto").startswith("auto (")
+    _button(at, "Start training").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    config = submitted[0]["config"]
+    assert "depth" not in config["arch_params"]  # auto_depth decides, as in the CLI
+    assert config["arch_params"] == {"width": models.architecture_params("cnn")["width"]}
+    sent, default = TrainConfig.from_dict(config).to_dict(), TrainConfig().to_dict()
+    for key in ("arch_params", "augment"):
+        sent.pop(key), default.pop(key)
+    assert sent == default
+    assert TrainConfig.from_dict(config).augment["flips"] == TrainConfig().augment["flips"]
+    assert submitted[0]["source"] == {"kind": "project", "group_pattern": None}
+
+
+def test_moving_the_depth_slider_puts_the_depth_in_the_config(data_root, submitted):
+    create_demo(data_root / "projects" / "demo")
+    at = _train_page("demo")
+    at.select_slider(key="train_depth").set_value(2).run()
+    _button(at, "Start training").click()
+    at.run()
+    assert submitted[0]["config"]["arch_params"]["depth"] == 2
+
+
+def test_a_thin_validation_set_is_a_warning_with_its_size(data_root):
+    create_demo(data_root / "projects" / "demo")  # 36 labels on 4 images: 1 image held out
+    at = _train_page("demo")
+    warning = " ".join(w.value for w in at.warning)
+    assert "Validation: **" in warning and "Fewer than 30 validation objects" in warning
+
+
+def test_labels_on_one_image_are_an_ungrouped_split_said_in_red(data_root):
+    _tiles_project(data_root, ["only"], per_image=12)
+    at = _train_page("tiles")
+    errors = " ".join(e.value for e in at.error)
+    assert "NOT grouped" in errors and "Validation: **" in errors
+
+
+def test_tiles_grouped_by_their_slide_go_to_the_worker(data_root, submitted):
+    names = [f"train_{slide}_{tile}" for slide in (1, 2, 3, 4, 5) for tile in (1, 2)]
+    _tiles_project(data_root, names)
+    at = _train_page("tiles")
+    at.radio(key="train_grouping").set_value("a part of the image name").run()
+    at.text_input(key="train_group_pattern").input(r"train_(\d+)_").run()
+    caption = " ".join(c.value for c in at.caption)
+    assert "train_1_1.tif → 1" in caption
+    # 5 slides of 24 objects: one slide (two tiles) held out
+    shown = " ".join(m.value for m in at.warning) + " ".join(m.value for m in at.success)
+    assert "**24 objects** from 1 of 5 group(s)" in shown, shown
+    _button(at, "Start training").click()
+    at.run()
+    assert submitted[0]["source"]["group_pattern"] == r"train_(\d+)_"
+
+
+def test_a_bad_pattern_is_one_line_and_starts_nothing(data_root, submitted):
+    _tiles_project(data_root, ["train_1_1", "train_2_1"])
+    at = _train_page("tiles")
+    at.radio(key="train_grouping").set_value("a part of the image name").run()
+    at.text_input(key="train_group_pattern").input("train_(").run()
+    assert any("not a valid regular expression" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_a_class_without_labels_is_named_and_training_waits_for_a_yes(data_root, submitted):
+    demo = create_demo(data_root / "projects" / "demo")
+    demo.add_class("other")
+    at = _train_page("demo")
+    assert any("class other has no labels" in w.value for w in at.warning)
+    assert _button(at, "Start training").disabled
+    at.checkbox(key="train_confirm_classes").check().run()
+    assert not _button(at, "Start training").disabled
+    _button(at, "Start training").click()
+    at.run()
+    assert len(submitted) == 1
+
+
+def test_prediction_runs_have_their_own_table_not_the_run_picker(data_root):
+    demo = create_demo(data_root / "projects" / "demo")
+    train = demo.create_run("train", {"config": {"arch": "cnn", "epochs": 3}})
+    demo.update_run(train, status="running")
+    folder = demo.models_dir / "m"
+    predict = demo.create_run("predict", {"kind": "predict", "model_dir": str(folder)})
+    demo.update_run(predict, status="done", summary={"finished": 4, "total": 4,
+                                                    "engine": "ONNX Runtime (CPU)"})
+    at = _train_page("demo")
+    picker = next(s for s in at.selectbox if s.label == "Run")
+    assert picker.options == [f"run {train} · train (running)"]
+    tables = [t.value for t in at.dataframe]
+    runs = next(t for t in tables if "arch" in t)
+    predictions = next(t for t in tables if "engine" in t)
+    assert runs["run"].tolist() == [train] and runs["status"].tolist() == ["running"]
+    assert predictions["run"].tolist() == [predict]
+    assert predictions[["model", "images"]].values.tolist() == [["m", "4/4"]]
+
+
+def test_a_score_from_few_objects_says_so_beside_it():
+    from ui.runs import validation_caution
+
+    summary = {"split": "stratified split NOT grouped (there is only one group (image)): …"}
+    metrics = {"per_class": {"a": {"support": 5}, "b": {"support": 40}}}
+    said = validation_caution(summary, metrics)
+    assert "not grouped" in said and "a 5" in said and "b 40" not in said
+    assert validation_caution({"split": "grouped split: 3 group(s) for training, 1 for "
+                               "validation"}, {"per_class": {"a": {"support": 30}}}) == ""
