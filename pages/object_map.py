@@ -95,6 +95,7 @@ with gallery:
     if len(shown) and mask.ndim == 2:
         st.markdown(f"**Selected on {image_name}** (least confident first)")
         tiles = predictions.gallery(image, mask, object_map.gallery_table(shown, objects),
-                                    loaders.display_limits(row, image, None, 1.0, 99.8)
+                                    loaders.display_limits(row, image, None, 1.0, 99.8,
+                                                           shared=image.shape[0] == 3)
                                     if image is not None else None, n=24)
         st.image([t for t, _ in tiles], caption=[c for _, c in tiles], width=96)

@@ -5,8 +5,10 @@ import streamlit as st
 
 from svetlana_core import jobs
 from svetlana_core.errors import InputError
-from ui import loaders, overlay, predictions, state, viewer
+from ui import legend, loaders, overlay, predictions, state, viewer
 from ui.layout import page_setup
+
+MISSING = "#888888"  # objects predicted as a class the project no longer has
 
 project = page_setup("Predict", require_project=True)
 jobs.reap_dead_jobs(project.folder)
@@ -53,12 +55,18 @@ low, high = filters.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="predic
 subset = table[table["confidence"].between(low, high)]
 if shown:
     subset = subset[subset["class"].isin(shown)]
-colours = (overlay.class_colours(subset, classes, missing="#888888") if colour_by == "class"
+colours = (overlay.class_colours(subset, classes, missing=MISSING) if colour_by == "class"
            else predictions.confidence_colours(subset))
 with view:
     display = viewer.display_controls(image, mask, key="predict_view")
     selected = st.session_state.get("predict_selected")
     st.image(viewer.preview(row, image, mask, display, colours, highlight=selected))
+    if colour_by == "class":
+        lost = set(subset["class"]) - set(classes["name"])
+        legend.class_legend(classes, subset["class"].value_counts(),
+                            {"class no longer in the project": MISSING} if lost else None)
+    else:
+        legend.confidence_bar(predictions.confidence_ramp())
 filters.caption(" · ".join(f"{c}: {n}" for c, n in subset["class"].value_counts().items()))
 
 columns = ["label", "class", "confidence"] + [c for c in table if c.startswith("p_")]
@@ -72,9 +80,9 @@ if rows:
     st.session_state["predict_selected"] = int(subset.iloc[rows[0]]["label"])
 selected = st.session_state.get("predict_selected")
 if selected in set(table["label"]):
-    predictions.gradcam_panel(model_dir, image, mask, selected, image_name)
+    predictions.gradcam_panel(model_dir, image, mask, selected, image_name, display.channels)
 
 with st.expander("Review the doubtful objects first (least confident per class)"):
-    predictions.doubtful_gallery(row, image, mask, table)
+    predictions.doubtful_gallery(row, image, mask, table, dict(classes[["name", "colour"]].values))
 predictions.download_buttons(out_dir, image_name, mask, table,
                              dict(classes[["name", "colour"]].values))

@@ -89,7 +89,8 @@ classes = project.classes()
 edited = st.data_editor(
     classes[["name", "colour"]], hide_index=True, num_rows="dynamic", key="classes_editor",
     column_config={"name": st.column_config.TextColumn("Class", required=True, max_chars=60),
-                   "colour": st.column_config.TextColumn("Colour (#rrggbb)", max_chars=7)},
+                   "colour": st.column_config.TextColumn("Colour (#rrggbb)", max_chars=7,
+                                                         validate=class_edits.COLOUR_PATTERN)},
 )
 if st.button("Save classes"):
     try:
@@ -98,6 +99,8 @@ if st.button("Save classes"):
         st.rerun()
     except InputError as error:
         st.error(str(error))
+with st.expander("Pick the class colours", icon=":material/palette:"):
+    class_edits.colour_pickers(project, classes)
 
 st.subheader("Labels in and out")
 labels_io.downloads(project)

@@ -15,15 +15,21 @@ from typing import Any
 import numpy as np
 
 
-#: Default class colours, in the order they are handed out: Sasha Trubetskoy's "20 simple,
-#: distinct colours" (white and black left out), chosen to stay apart on both fluorescence and
-#: H&E backgrounds. Projects give new classes the first unused one; outputs made without a
-#: project (GeoJSON, OME-Zarr labels from the CLI) colour the model's classes in order.
+#: Default class colours, in the order they are handed out. The first six are Okabe & Ito's
+#: colour-blind-safe set (their yellow left out: the viewer draws the contours of unlabelled
+#: objects in yellow, ``ui.overlay.CONTOUR_COLOUR``; their black left out: unseen on
+#: fluorescence); the other 14 come from Paul Tol's and ColorBrewer's qualitative schemes,
+#: each chosen (greedily, mid-light colours only, so fills show on dark and bright
+#: backgrounds) as the farthest in CIEDE2000 from those before it, the contour yellow, white,
+#: black and the app's greys. Pairwise differences are >= 11 (tests/ui/test_ui_legend.py).
+#: Projects give new classes the first unused one and keep the colours they stored; outputs
+#: made without a project (GeoJSON, OME-Zarr labels from the CLI) colour the model's classes
+#: in order.
 PALETTE: tuple[str, ...] = (
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231",
-    "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
-    "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000",
-    "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9",
+    "#e69f00", "#56b4e9", "#009e73", "#0072b2", "#d55e00",
+    "#cc79a7", "#994455", "#999933", "#b2df8a", "#fb9a99",
+    "#d1bbd7", "#aa4499", "#117733", "#e31a1c", "#ddcc77",
+    "#ee3377", "#997700", "#33a02c", "#ee8866", "#ff7f00",
 )  # fmt: skip
 
 
@@ -31,7 +37,7 @@ def default_colours(classes: Sequence[str]) -> dict[str, str]:
     """Class name -> ``"#rrggbb"``, the palette in the order of `classes` (repeated past 20).
 
     >>> default_colours(["tumour", "immune"])
-    {'tumour': '#e6194b', 'immune': '#3cb44b'}
+    {'tumour': '#e69f00', 'immune': '#56b4e9'}
     """
     return {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(classes)}
 

@@ -326,3 +326,30 @@ def app_test(project: str | None = None) -> Any:
 def messages(elements: Any) -> list[str]:
     """The texts of AppTest elements (errors, warnings, exceptions)."""
     return [str(e.value) for e in elements]
+
+
+def rgb_tile_project(folder: Path, n_images: int = 2, size: int = 256):
+    """A project of small RGB tiles (``size``² uint8 PNGs, H&E-like pink background, purple
+    nuclei of ~10 px), 36 nuclei each, three classes in the default palette, none labelled:
+    the case of views that must enlarge a small image and show it in colour."""
+    import imageio.v3 as iio
+
+    from svetlana_core.store import Project
+
+    project = Project.create(folder)
+    for name in ("tumour", "immune", "stroma"):
+        project.add_class(name)
+    step = size // 6
+    centres = [(r, c) for r in range(step // 2, size, step) for c in range(step // 2, size, step)]
+    for k in range(n_images):
+        mask = disk_mask((size, size), centres, 5, range(1, len(centres) + 1))
+        image = np.empty((size, size, 3), np.uint8)
+        image[:] = (235, 180, 210)  # eosin pink
+        image[mask > 0] = (90, 50, 140)  # haematoxylin purple
+        folder.mkdir(parents=True, exist_ok=True)
+        image_path = folder / f"tile{k}.png"
+        iio.imwrite(image_path, image)
+        mask_path = folder / f"tile{k}_mask.tif"
+        tifffile.imwrite(mask_path, mask)
+        project.add_image(image_path, mask_path)
+    return project

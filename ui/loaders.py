@@ -60,50 +60,53 @@ def object_table(row, mask: np.ndarray) -> pd.DataFrame:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _limits(image_path: str, stamp: float, _image: np.ndarray, plane: int | None,
-            low: float, high: float) -> np.ndarray:
+            low: float, high: float, shared: bool = False) -> np.ndarray:
     data = _image if plane is None else _image[:, plane]
-    return overlay.channel_limits(data, low, high)
+    return overlay.channel_limits(data, low, high, shared=shared)
 
 
-def display_limits(row, image: np.ndarray, plane: int | None, low: float, high: float):
-    """Per-channel display range (percentiles), cached per image, plane and contrast."""
-    return _limits(str(row["path"]), _mtime(row["path"]), image, plane, low, high)
+def display_limits(row, image: np.ndarray, plane: int | None, low: float, high: float,
+                   shared: bool = False):
+    """Per-channel display range (percentiles), cached per image, plane and contrast;
+    ``shared``: one range for all channels (an RGB image, :func:`overlay.channel_limits`)."""
+    return _limits(str(row["path"]), _mtime(row["path"]), image, plane, low, high, shared)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _base_view(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
                viewport: overlay.Viewport, plane: int | None, channels: tuple | None,
-               _limits: np.ndarray | None, limits_key: tuple) -> tuple:
+               _limits: np.ndarray | None, limits_key: tuple, rgb: bool = False) -> tuple:
     """The view without colours: RGB, the mask crop and its contours (read-only, shared)."""
     mask = _mask if plane is None else _mask[plane]
     mask_view = np.ascontiguousarray(overlay.crop(mask, viewport))
     if _image is None:
         grey = (mask_view > 0).astype(np.uint8) * 90
-        rgb = np.repeat(grey[..., None], 3, axis=-1)
+        shown = np.repeat(grey[..., None], 3, axis=-1)
     else:
         image = _image if plane is None else _image[:, plane]
         view = overlay.crop(image, viewport)
-        rgb = overlay.composite(view, _limits, list(channels) if channels else None)
+        shown = overlay.composite(view, _limits, list(channels) if channels else None, rgb)
     edges = overlay.boundaries(mask_view)
-    for array in (rgb, mask_view, edges):
+    for array in (shown, mask_view, edges):
         array.setflags(write=False)
-    return rgb, mask_view, edges
+    return shown, mask_view, edges
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def preview_jpeg(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
                  viewport: overlay.Viewport, plane: int | None, channels: tuple | None,
                  _limits: np.ndarray | None, limits_key: tuple,
-                 colours: tuple[tuple[int, str], ...], highlight: int | None = None) -> bytes:
+                 colours: tuple[tuple[int, str], ...], highlight: int | None = None,
+                 rgb: bool = False) -> bytes:
     """JPEG bytes of the viewport with contours and class colours (cached).
 
     Arrays are passed unhashed (leading underscore) and identified by ``image_key``,
-    ``limits_key`` and the other hashable arguments.
+    ``limits_key`` and the other hashable arguments; ``rgb`` as :func:`overlay.composite`.
     """
-    rgb, mask_view, edges = _base_view(image_key, _image, _mask, viewport, plane, channels,
-                                       _limits, limits_key)
+    base, mask_view, edges = _base_view(image_key, _image, _mask, viewport, plane, channels,
+                                        _limits, limits_key, rgb)
     if highlight is None:
-        out = overlay.fill_labels(rgb, mask_view, edges, dict(colours))
+        out = overlay.fill_labels(base, mask_view, edges, dict(colours))
     else:
-        out = overlay.overlay(rgb, mask_view, dict(colours), highlight=highlight)
+        out = overlay.overlay(base, mask_view, dict(colours), highlight=highlight)
     return overlay.encode_jpeg(out)

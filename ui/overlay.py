@@ -20,10 +20,14 @@ CHANNEL_COLOURS = np.array(
     [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=np.float32
 )
 
+#: Colour of the contours of objects without a class colour. The default class palette
+#: (:data:`svetlana_core.values.PALETTE`) keeps away from it, so a class never looks unlabelled.
+CONTOUR_COLOUR = "#ffff00"
+
 
 @dataclass(frozen=True)
 class Viewport:
-    """The part of an image that is shown, and how much it is shrunk.
+    """The part of an image that is shown, and how much it is shrunk or enlarged.
 
     Attributes
     ----------
@@ -31,24 +35,35 @@ class Viewport:
         Top-left pixel of the window in image coordinates.
     height, width : int
         Size of the window in image pixels.
-    step : int
-        Display stride: one displayed pixel per ``step`` image pixels (1 = full resolution).
+    step : int or float
+        Image pixels per displayed pixel: an integer stride when the window is shrunk (1 =
+        full resolution), ``1 / k`` when it is enlarged ``k`` times (nearest neighbour).
+        Display pixel ``d`` shows image pixel ``floor(row + d * step)`` either way, which is
+        how :func:`ui.canvas.canvas_to_image` maps clicks back.
     """
 
     row: int
     column: int
     height: int
     width: int
-    step: int = 1
+    step: int | float = 1
+
+    @property
+    def enlarge(self) -> int:
+        """Display pixels per image pixel along each axis (1 unless the window is enlarged)."""
+        return int(round(1 / self.step)) if self.step < 1 else 1
 
     @property
     def display_shape(self) -> tuple[int, int]:
         """(rows, columns) of the preview sent to the browser."""
+        if self.step < 1:
+            return (self.height * self.enlarge, self.width * self.enlarge)
         return (-(-self.height // self.step), -(-self.width // self.step))
 
 
 def fit_viewport(shape: tuple[int, int], max_side: int = 1024, zoom: float = 1.0,
-                 centre: tuple[float, float] | None = None) -> Viewport:
+                 centre: tuple[float, float] | None = None,
+                 fill_side: int | None = None) -> Viewport:
     """Choose the window and stride that show an image of ``shape`` in at most ``max_side`` px.
 
     Parameters
@@ -61,11 +76,18 @@ def fit_viewport(shape: tuple[int, int], max_side: int = 1024, zoom: float = 1.0
         1 shows the whole image; 2 shows half of each side, and so on.
     centre : (row, column), optional
         Centre of the window when zoomed in; the image centre by default.
+    fill_side : int, optional
+        Enlarge a window whose larger side is at most half of this by the largest whole
+        factor that keeps it within ``fill_side`` display pixels (nearest neighbour, so
+        contours stay sharp). A whole factor keeps every image pixel a square block of display
+        pixels, so a click maps back to exactly one image pixel.
 
     Examples
     --------
     >>> fit_viewport((2048, 2048), max_side=512)
     Viewport(row=0, column=0, height=2048, width=2048, step=4)
+    >>> fit_viewport((256, 256), fill_side=720).display_shape
+    (512, 512)
     """
     rows, columns = int(shape[0]), int(shape[1])
     zoom = max(float(zoom), 1.0)
@@ -76,18 +98,37 @@ def fit_viewport(shape: tuple[int, int], max_side: int = 1024, zoom: float = 1.0
     row = int(np.clip(round(centre[0] - height / 2), 0, rows - height))
     column = int(np.clip(round(centre[1] - width / 2), 0, columns - width))
     step = max(1, int(np.ceil(max(height, width) / max_side)))
+    enlarge = (fill_side or 0) // max(height, width)
+    if step == 1 and enlarge > 1:
+        return Viewport(row, column, height, width, 1 / enlarge)
     return Viewport(row, column, height, width, step)
 
 
 def crop(array: np.ndarray, viewport: Viewport) -> np.ndarray:
-    """The viewport's window of the last two axes, subsampled by its step (a view)."""
+    """The viewport's window of the last two axes at display resolution.
+
+    Subsampled by the step (a view), or, for an enlarged viewport, each pixel repeated into a
+    square block (a new array): the mask is enlarged before its contours are found, so they
+    are one display pixel wide and sharp.
+    """
     v = viewport
-    return array[..., v.row:v.row + v.height:v.step, v.column:v.column + v.width:v.step]
+    if v.step < 1:
+        window = array[..., v.row:v.row + v.height, v.column:v.column + v.width]
+        k = v.enlarge
+        return np.repeat(np.repeat(window, k, axis=-2), k, axis=-1)
+    step = int(v.step)
+    return array[..., v.row:v.row + v.height:step, v.column:v.column + v.width:step]
 
 
 def channel_limits(image: np.ndarray, low: float = 1.0, high: float = 99.8,
-                   max_samples: int = 1_000_000) -> np.ndarray:
+                   max_samples: int = 1_000_000, shared: bool = False) -> np.ndarray:
     """Per-channel display limits from percentiles of a strided subsample.
+
+    Parameters
+    ----------
+    shared : bool
+        One range for every channel, from the percentiles of all channels together: an RGB
+        image keeps its colour balance (stretching each channel on its own tints H&E).
 
     Returns
     -------
@@ -96,17 +137,24 @@ def channel_limits(image: np.ndarray, low: float = 1.0, high: float = 99.8,
     flat = image.reshape(image.shape[0], -1)
     stride = max(1, flat.shape[1] // max_samples)
     sample = flat[:, ::stride].astype(np.float32)
+    if shared:
+        sample = sample.reshape(1, -1)
     limits = np.percentile(sample, [low, high], axis=1).T.astype(np.float32)
-    limits[:, 1] = np.maximum(limits[:, 1], limits[:, 0] + 1e-6)
+    limits = np.repeat(limits, image.shape[0] if shared else 1, axis=0)
+    # a constant channel: an empty range would divide by zero. 1e-6 alone is lost in float32
+    # above ~8 (a plain tile of 200 gave NaN pixels), so the margin grows with the value.
+    margin = np.maximum(np.float32(1e-6), np.abs(limits[:, 0]) * np.float32(1e-5))
+    limits[:, 1] = np.maximum(limits[:, 1], limits[:, 0] + margin)
     return limits
 
 
-def composite(image: np.ndarray, limits: np.ndarray, channels: list[int] | None = None
-              ) -> np.ndarray:
+def composite(image: np.ndarray, limits: np.ndarray, channels: list[int] | None = None,
+              rgb: bool = False) -> np.ndarray:
     """Turn a channel-first 2D image into an RGB preview.
 
-    One channel is shown in grey; three channels of an RGB image as RGB; otherwise each
-    selected channel gets a colour of :data:`CHANNEL_COLOURS` and they are added.
+    One channel is shown in grey; otherwise each selected channel gets a colour of
+    :data:`CHANNEL_COLOURS` in the order selected and they are added. With ``rgb`` (a
+    three-channel RGB image) channel 0, 1, 2 is always red, green, blue, even alone.
 
     Parameters
     ----------
@@ -115,23 +163,34 @@ def composite(image: np.ndarray, limits: np.ndarray, channels: list[int] | None 
         Display range per channel (see :func:`channel_limits`).
     channels : list of int, optional
         Channels to show (all by default, at most six).
+    rgb : bool
+        Colour each channel by its index (red, green, blue) instead of by its place in
+        ``channels``.
 
     Returns
     -------
     (rows, columns, 3) uint8
+
+    Examples
+    --------
+    >>> image = np.zeros((3, 1, 1)); image[1] = 1.0
+    >>> limits = np.tile([0.0, 1.0], (3, 1))
+    >>> grey, green = composite(image, limits, [1]), composite(image, limits, [1], rgb=True)
+    >>> grey[0, 0].tolist(), green[0, 0].tolist()
+    ([255, 255, 255], [0, 255, 0])
     """
     if channels is None:
         channels = list(range(min(image.shape[0], len(CHANNEL_COLOURS))))
     scaled = [(image[c].astype(np.float32) - limits[c, 0]) / (limits[c, 1] - limits[c, 0])
               for c in channels]
-    if len(channels) == 1:
+    if len(channels) == 1 and not rgb:
         grey = np.clip(scaled[0], 0, 1)
-        rgb = np.repeat(grey[..., None], 3, axis=-1)
+        out = np.repeat(grey[..., None], 3, axis=-1)
     else:
-        rgb = np.zeros(image.shape[1:] + (3,), dtype=np.float32)
-        for k, plane in enumerate(scaled):
-            rgb += np.clip(plane, 0, 1)[..., None] * CHANNEL_COLOURS[k]
-    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+        out = np.zeros(image.shape[1:] + (3,), dtype=np.float32)
+        for k, (channel, plane) in enumerate(zip(channels, scaled)):
+            out += np.clip(plane, 0, 1)[..., None] * CHANNEL_COLOURS[channel if rgb else k]
+    return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
 def boundaries(mask: np.ndarray) -> np.ndarray:
@@ -183,7 +242,7 @@ def class_colours(table, classes, missing: str | None = None) -> dict[int, str]:
 
 
 def overlay(rgb: np.ndarray, mask: np.ndarray, label_colours: dict[int, str] | None = None,
-            contour_colour: str = "#ffff00", alpha: float = 0.45,
+            contour_colour: str = CONTOUR_COLOUR, alpha: float = 0.45,
             highlight: int | None = None) -> np.ndarray:
     """Draw object contours and fill labelled objects in their class colours.
 
@@ -243,7 +302,7 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 88) -> bytes:
 
 
 def fill_labels(base: np.ndarray, mask: np.ndarray, edges: np.ndarray,
-                label_colours: dict[int, str] | None = None, contour_colour: str = "#ffff00",
+                label_colours: dict[int, str] | None = None, contour_colour: str = CONTOUR_COLOUR,
                 alpha: float = 0.45) -> np.ndarray:
     """:func:`overlay` without ``highlight``, from a cached base preview and its edges.
 

@@ -19,7 +19,7 @@ import streamlit as st
 from svetlana_core import explain, io, models
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
-from ui import loaders, overlay, runs, state
+from ui import legend, loaders, overlay, runs, state
 
 #: Where the Predict page takes the images to predict from.
 SCOPES = ("this image", "all images of the project", "a server folder")
@@ -132,6 +132,13 @@ def confidence_colours(table: pd.DataFrame) -> dict[int, str]:
             zip(table["label"], np.clip(red, 0, 255), np.clip(green, 0, 255))}
 
 
+def confidence_ramp(n: int = 9) -> list[str]:
+    """The colours of :func:`confidence_colours` at ``n`` even steps from 0 to 1, for the
+    confidence view's colour bar (:func:`ui.legend.confidence_bar`)."""
+    steps = pd.DataFrame({"label": range(n), "confidence": np.linspace(0, 1, n)})
+    return list(confidence_colours(steps).values())
+
+
 def gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
             limits: np.ndarray | None, size: int = 64, n: int = 12) -> list[tuple[bytes, str]]:
     """Small crops of the ``n`` least confident objects of ``table``, doubtful first.
@@ -151,8 +158,8 @@ def gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
         view_mask = overlay.crop(mask, port)
         if image is None:
             rgb = np.repeat(((view_mask > 0) * 90).astype(np.uint8)[..., None], 3, axis=-1)
-        else:
-            rgb = overlay.composite(overlay.crop(image, port), limits)
+        else:  # an RGB image in its colours, as the viewer opens it
+            rgb = overlay.composite(overlay.crop(image, port), limits, rgb=image.shape[0] == 3)
         rgb = overlay.overlay(rgb, view_mask, highlight=int(row["label"]))
         confidence = row["confidence"]
         shown = "" if pd.isna(confidence) else f" {confidence:.2f}"  # unpredicted: no number
@@ -178,9 +185,11 @@ def explain_object(model_dir: str, image: np.ndarray | None, mask: np.ndarray, l
 
 
 def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, label: int,
-                  image_name: str) -> None:
+                  image_name: str, channels: tuple[int, ...] | None = None) -> None:
     """Why the model gave one object its class: the patch, its Grad-CAM and the probabilities.
 
+    The patch is drawn in colour (:func:`svetlana_core.explain.patch_rgb`): an RGB image in
+    its colours, other images in the ``channels`` chosen in the viewer (default the first).
     A model and image that no longer fit (the mask changed since the prediction, another
     number of channels) give one error line naming them, not a traceback.
     """
@@ -196,25 +205,32 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
         st.error(f"No Grad-CAM for object {label} of {image_name} with model "
                  f"{Path(model_dir).name}: {error}")
         return
+    shown = list(channels) if channels else None
     a, b, c = st.columns(3)
-    a.image(explain.heatmap_rgb(patch, np.zeros_like(explanation.heat), min_side=220),
-            caption="patch (first channel)", width=220)
-    b.image(explain.heatmap_rgb(patch, explanation.heat, min_side=220), width=220,
-            caption=f"evidence for {explanation.target_class}")
+    a.image(explain.heatmap_rgb(patch, np.zeros_like(explanation.heat), min_side=220,
+                                channels=shown), caption="patch", width=220)
+    b.image(explain.heatmap_rgb(patch, explanation.heat, min_side=220, channels=shown),
+            width=220, caption=f"evidence for {explanation.target_class}")
     c.bar_chart(pd.DataFrame({"probability": explanation.probabilities}, index=classes),
                 horizontal=True, height=220)
 
 
 def doubtful_gallery(row, image: np.ndarray | None, mask: np.ndarray,
-                     table: pd.DataFrame) -> None:
-    """The least confident objects of each predicted class, as rows of tiles (2D images)."""
+                     table: pd.DataFrame, colours: dict[str, str] | None = None) -> None:
+    """The least confident objects of each predicted class, as rows of tiles (2D images),
+    each row under its class's name and colour (``colours``: class -> colour)."""
     if mask.ndim != 2:
         return
-    limits = (loaders.display_limits(row, image, None, 1.0, 99.8) if image is not None
-              else None)
+    limits = (loaders.display_limits(row, image, None, 1.0, 99.8,
+                                     shared=image.shape[0] == 3)
+              if image is not None else None)
     for name in table["class"].unique():
         tiles = gallery(image, mask, table[table["class"] == name], limits)
-        st.markdown(f"**{name}**")
+        colour = (colours or {}).get(name)
+        if colour:
+            st.markdown(legend.swatch_html(name, colour), unsafe_allow_html=True)
+        else:  # a class the project no longer has
+            st.markdown(f"**{name}**")
         st.image([t for t, _ in tiles], caption=[c for _, c in tiles], width=96)
 
 

@@ -10,49 +10,96 @@ import streamlit as st
 
 from ui import loaders, overlay
 
+#: A small image (or a zoomed-in window) is enlarged by a whole factor up to this many display
+#: pixels. The Annotate page's canvas column is ~846 px in a 1600-px window with the sidebar
+#: open (FIELD-NOTES.md) and a canvas wider than its column loses the clicks on its right part
+#: to the next column, so it stays below that: a 256² tile is drawn at 512 px, a 384² one
+#: stays 1:1 (2 x 384 > 720), a 128² one at 640.
+FILL_SIDE = 720
+#: Zoom factors offered, at every image size; those that would show a window of fewer than
+#: :data:`MIN_WINDOW` image pixels are left out (a handful of enlarged blocks shows nothing).
+ZOOMS = (1, 2, 4, 8, 16)
+MIN_WINDOW = 16
+RGB_NAMES = ("red", "green", "blue")
+
 
 @dataclass(frozen=True)
 class Display:
-    """How an image is shown: the plane (3D), channels, contrast percentiles and viewport."""
+    """How an image is shown: the plane (3D), channels, contrast percentiles and viewport;
+    ``rgb``: the channels are red, green, blue with one contrast range for all three (None:
+    so when the image has three channels, as a view drawn without controls)."""
 
     plane: int | None
     channels: tuple[int, ...] | None
     low: float
     high: float
     viewport: overlay.Viewport
+    rgb: bool | None = None
+
+
+def channel_name(channel: int, rgb: bool) -> str:
+    """What the channel picker calls a channel: ``red``/``green``/``blue`` for an RGB image.
+
+    >>> channel_name(0, rgb=True), channel_name(0, rgb=False)
+    ('red', 'channel 0')
+    """
+    return RGB_NAMES[channel] if rgb and channel < len(RGB_NAMES) else f"channel {channel}"
+
+
+def zoom_choices(shape: tuple[int, ...]) -> list[int]:
+    """The zoom factors offered for an image of ``(rows, columns)``: at every size.
+
+    >>> zoom_choices((256, 256)), zoom_choices((20, 20))
+    ([1, 2, 4, 8, 16], [1])
+    """
+    return [z for z in ZOOMS if max(shape[-2:]) / z >= MIN_WINDOW]
 
 
 def display_controls(image: np.ndarray | None, mask: np.ndarray, key: str,
-                     max_side: int = 1024, zoomable: bool = True) -> Display:
-    """Draw the plane / channel / contrast / zoom controls and return the chosen display."""
+                     max_side: int = 1024, zoomable: bool = True,
+                     fill_side: int = FILL_SIDE) -> Display:
+    """Draw the plane / colours / channel / contrast / zoom controls and return the display.
+
+    A three-channel image opens as RGB (channels named red, green, blue, one contrast range
+    so the colours keep their balance); "false colour" shows it as other multichannel
+    images. Zoom and pan are offered at every image size; a small image or window is
+    enlarged up to ``fill_side`` display pixels (:func:`overlay.fit_viewport`).
+    """
     plane = None
     if mask.ndim == 3:
         plane = st.slider("Plane (z)", 0, mask.shape[0] - 1, mask.shape[0] // 2,
                           key=f"{key}_plane")
     channels = None
+    rgb = False
     low, high = 1.0, 99.8
     cols = st.columns([2, 2, 1]) if zoomable else st.columns([2, 2])
     if image is not None:
         n_channels = image.shape[0]
+        if n_channels == 3:
+            # deselecting the segment gives None: still RGB, the default
+            rgb = cols[0].segmented_control("Colours", ["RGB", "false colour"], default="RGB",
+                                            key=f"{key}_colours") != "false colour"
         if n_channels > 1:
             chosen = cols[0].multiselect(
                 "Channels", list(range(n_channels)), default=list(range(min(n_channels, 3))),
-                key=f"{key}_channels", format_func=lambda c: f"channel {c}")
+                key=f"{key}_channels", format_func=lambda c: channel_name(c, rgb))
             channels = tuple(chosen) if chosen else None
         # one channel: no channel picker, so the contrast takes the first column
         low, high = cols[1 if n_channels > 1 else 0].slider(
             "Contrast (percentiles)", 0.0, 100.0, (1.0, 99.8), 0.1, key=f"{key}_contrast")
     shape = mask.shape[-2:]
-    zoom, centre = 1.0, None
-    if zoomable and max(shape) > max_side:
-        zoom = cols[-1].select_slider("Zoom", [1, 2, 4, 8, 16], value=1, key=f"{key}_zoom")
+    zoom, centre = 1, None
+    zooms = zoom_choices(shape)
+    if zoomable and len(zooms) > 1:
+        zoom = cols[-1].select_slider("Zoom", zooms, value=1, key=f"{key}_zoom")
         if zoom > 1:
             r, c = st.columns(2)
             centre = (r.slider("Centre row", 0, shape[0] - 1, shape[0] // 2, key=f"{key}_crow"),
                       c.slider("Centre column", 0, shape[1] - 1, shape[1] // 2,
                                key=f"{key}_ccol"))
-    viewport = overlay.fit_viewport(shape, max_side=max_side, zoom=zoom, centre=centre)
-    return Display(plane, channels, low, min(max(high, low + 0.1), 100.0), viewport)
+    viewport = overlay.fit_viewport(shape, max_side=max_side, zoom=zoom, centre=centre,
+                                    fill_side=fill_side)
+    return Display(plane, channels, low, min(max(high, low + 0.1), 100.0), viewport, rgb)
 
 
 def object_display(table, label: int, mask_shape: tuple[int, ...], side: int = 384) -> Display:
@@ -87,12 +134,17 @@ def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
             label_colours: dict[int, str] | None = None, highlight: int | None = None) -> bytes:
     """JPEG bytes of the current view (cached by file, view and colours)."""
     limits = None
+    rgb = display.rgb
+    if rgb is None:
+        rgb = image is not None and image.shape[0] == 3
     if image is not None:
-        limits = loaders.display_limits(row, image, display.plane, display.low, display.high)
+        limits = loaders.display_limits(row, image, display.plane, display.low, display.high,
+                                        shared=rgb)
     colours = tuple(sorted((label_colours or {}).items()))
     return loaders.preview_jpeg(loaders.file_key(row), image, mask, display.viewport,
                                 display.plane, display.channels, limits,
-                                (display.low, display.high, display.plane), colours, highlight)
+                                (display.low, display.high, display.plane, rgb),
+                                colours, highlight, rgb)
 
 
 def pick_image(project, images, key: str):

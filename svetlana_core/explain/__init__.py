@@ -20,6 +20,7 @@ _EXPORTS = {
     'explain_object': 'svetlana_core.explain.cam',
     'gradcam': 'svetlana_core.explain.cam',
     'heatmap_rgb': 'svetlana_core.explain.heatmap',
+    'patch_rgb': 'svetlana_core.explain.heatmap',
     'save_heatmap_png': 'svetlana_core.explain.heatmap',
     'target_layer': 'svetlana_core.explain.cam',
 }
