@@ -41,7 +41,7 @@ with st.expander("Settings", expanded="run" not in st.query_params, key="train_s
                    icon=":material/help:")
         agreed = st.checkbox("Train anyway", key="train_confirm_classes")
     left, right = st.columns(2)
-    ready = len(classes) >= 2 and agreed
+    ready = len(classes) >= 2 and agreed and settings.blocked is None
     start = left.button("Start training", type="primary", disabled=not ready or not config)
     baseline = right.button("Train the random-forest baseline", disabled=not ready)
 

@@ -150,7 +150,8 @@ def _config_from_args(args: argparse.Namespace) -> dict:
         params[key] = _parse_value(value)
     if params:
         config["arch_params"] = params
-    for key in ("epochs", "max_minutes", "seed", "device", "val_fraction", "batch_size", "lr"):
+    for key in ("epochs", "max_minutes", "seed", "device", "val_fraction", "batch_size", "lr",
+                "patch_size"):
         value = getattr(args, key, None)
         if value is not None:
             config[key] = value
@@ -208,12 +209,7 @@ def _train_rf(args: argparse.Namespace, config: dict) -> int:
     images = None if args.images in (None, "-") else args.images
     _require(args, "labels", *(["masks"] if images is None else []))
     labels = io.read_labels_csv(args.labels)
-    if images is None:
-        files = {p.name: (None, p) for p in sorted(Path(args.masks).iterdir())
-                 if p.suffix.lower() in io.MASK_EXTENSIONS}
-    else:
-        files = {p.name: (p.image, p.mask)
-                 for p in io.pair_files(images, args.masks, label_name=args.label_name)}
+    files = io.folder_files(images, args.masks, label_name=args.label_name)
     result = baseline.train_from_labels(
         files, labels, val_fraction=config.get("val_fraction", 0.2),
         seed=config.get("seed", 0), group_by=_group_by(args.group_pattern), axes=args.axes,
@@ -247,7 +243,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.write_into_zarr and args.zarr_copy:
         raise InputError("give either --write-into-zarr or --zarr-copy, not both")
     zarr_labels = "into" if args.write_into_zarr else "copy" if args.zarr_copy else None
-    pairs = io.pair_files(args.images, args.masks, label_name=args.label_name)
+    if args.images == "-" and not args.masks:
+        raise InputError("predict --images - (mask-only data) needs --masks")
+    # mask-only data: each mask is its own input, as in training (predict_many takes pairs)
+    pairs = (list(io.folder_files(None, args.masks).values()) if args.images == "-"
+             else io.pair_files(args.images, args.masks, label_name=args.label_name))
     client = cluster = None
     if args.dask_local:
         from distributed import Client, LocalCluster
@@ -410,6 +410,8 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--patch-size", type=int, help="patch side in pixels along every axis "
+                   "(default: automatic from the object sizes, at most 256 in 2D, 48 in 3D)")
     p.add_argument("--lr", type=float)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--group-pattern", help="regex whose first group in the image name is the "
@@ -434,7 +436,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="predict every object of a folder or plate of images")
     p.add_argument("--model", required=True, help="model folder")
-    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--images", required=True,
+                   help="folder of images ('-' for mask-only data, with --masks)")
     p.add_argument("--masks", help="folder of masks (default: the images folder)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int,

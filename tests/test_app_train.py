@@ -177,3 +177,18 @@ def test_a_score_from_few_objects_says_so_beside_it():
     assert "not grouped" in said and "a 5" in said and "b 40" not in said
     assert validation_caution({"split": "grouped split: 3 group(s) for training, 1 for "
                                "validation"}, {"per_class": {"a": {"support": 30}}}) == ""
+
+
+def test_the_memory_estimate_is_shown_and_a_run_that_would_not_fit_cannot_start(
+        data_root, monkeypatch):
+    """Issue 13, item 4: the refusal the worker would give, before the start."""
+    create_demo(data_root / "projects" / "demo")
+    at = _train_page("demo")
+    assert any(c.value.startswith("Memory: about") for c in at.caption)
+    assert not _button(at, "Start training").disabled
+    monkeypatch.setenv("SVETLANA_MEMORY_GB", "0.2")
+    at.run()
+    assert any("Cannot start: this training needs about" in e.value for e in at.error)
+    assert _button(at, "Start training").disabled
+    help_text = at.toggle(key="train_auto_patch").help
+    assert "256 pixels in 2D and 48³ in 3D" in help_text

@@ -15,7 +15,7 @@ import streamlit as st
 from svetlana_core import io, jobs, models, patches, training
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
-from svetlana_core.training import TrainConfig
+from svetlana_core.training import TrainConfig, memory
 from ui import loaders, overlay, state
 
 
@@ -29,12 +29,13 @@ GROUPINGS = ("each image", "a part of the image name")
 
 @dataclass
 class Settings:
-    """What the form describes: the config, the split's group pattern (None: by image), and
-    what the user must agree to before the run starts (empty: nothing)."""
+    """What the form describes: the config, the split's group pattern (None: by image), what
+    the user must agree to before the run starts (empty: nothing), and why it cannot start."""
 
     config: dict
     group_pattern: str | None = None
     to_confirm: list[str] = field(default_factory=list)
+    blocked: str | None = None  # why the run cannot start (it would not fit in memory)
 
 
 def settings_form(project: Project) -> Settings:
@@ -49,7 +50,10 @@ def settings_form(project: Project) -> Settings:
                        index=list(models.ARCHITECTURES).index(DEFAULTS.arch),
                        help="cnn: the small custom network of the paper (2D or 3D).")
     auto = a.toggle("Automatic patch size", DEFAULTS.patch_size is None, key="train_auto_patch",
-                    help="From the object sizes (95th percentile × 1.5), robust to giant objects.")
+                    help="From the object sizes (95th percentile × 1.5), robust to giant "
+                         f"objects; at most {patches.AUTO_MAX[2]} pixels in 2D and "
+                         f"{patches.AUTO_MAX[3]}³ in 3D (a memory and speed budget: bigger "
+                         "objects are cropped to their middle; set a size to go beyond).")
     patch = None if auto else int(b.number_input("Patch size (pixels)", 8, 512, 64, 8,
                                                  key="train_patch"))
     modes = list(training.PATCH_MODES)
@@ -79,6 +83,7 @@ def settings_form(project: Project) -> Settings:
     if preview:
         _show_patches(*preview, patch, mode)
     val, pattern, to_confirm = _validation(project)
+    blocked = _memory_line(project, arch, params, preview, patch, int(batch))
     config = {
         "arch": arch, "arch_params": params, "patch_size": patch, "patch_mode": mode,
         "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch),
@@ -87,7 +92,7 @@ def settings_form(project: Project) -> Settings:
         "class_weights": None if chosen_weights == "none" else chosen_weights,
         "max_minutes": float(minutes) or None,
     }
-    return Settings(config, pattern, to_confirm)
+    return Settings(config, pattern, to_confirm, blocked)
 
 
 def _cnn_params(depth_column, width_column, patch: tuple[int, ...] | int | None) -> dict:
@@ -162,6 +167,27 @@ def _validation(project: Project) -> tuple[float, str | None, list[str]]:
     else:
         st.success(line)
     return val, pattern, to_confirm
+
+
+def _memory_line(project: Project, arch: str, params: dict, preview, patch: int | None,
+                 batch: int) -> str | None:
+    """The run's estimated memory beside what is free (:mod:`svetlana_core.training.memory`);
+    the refusal the worker would give, shown before the start, or None when it fits."""
+    if preview is None:
+        return None
+    _, crops, _, _ = preview
+    shape = crops.shape[2:] if patch is None else (patch,) * (crops.ndim - 2)
+    n_objects = len(project.labels())
+    try:
+        need = memory.check_fits(arch, params, shape, batch, n_objects, crops.shape[1])
+    except InputError as error:
+        st.error(f"Cannot start: {error}.", icon=":material/memory:")
+        return str(error)
+    free = memory.environment_free()
+    st.caption(f"Memory: about {need / 2**30:.1f} GB for {n_objects} patches of "
+               f"{'×'.join(map(str, shape))} and batches of {batch}"
+               + (f", of {free / 2**30:.1f} GB free." if free else "."))
+    return None
 
 
 def _thin_classes(project: Project, labels) -> list[str]:

@@ -18,13 +18,14 @@ Augmentation (albumentations, which imports torch) is :mod:`svetlana_core.patche
 import it by name: it is not loaded with the package.
 """
 
-from svetlana_core.patches.size import auto_patch_size
+from svetlana_core.patches.size import AUTO_MAX, auto_patch_size
 from svetlana_core.patches.normalise import IMAGE_NORMALISATIONS, NORMALISATIONS, normalise, percentile_range
 from svetlana_core.patches.extract import MODES, dilate_masks, extract
 from svetlana_core.patches.symmetry import DEFAULT_AUGMENT, apply_symmetries, compose_turns, parse_switches
 
 __all__ = [
     'DEFAULT_AUGMENT',
+    'AUTO_MAX',
     'IMAGE_NORMALISATIONS',
     'MODES',
     'NORMALISATIONS',

@@ -13,14 +13,21 @@ from svetlana_core.objects import SPATIAL_AXES
 # auto_patch_size: the bbox extent that 95 % of objects fit in, times room for context.
 _SIZE_PERCENTILE = 95.0
 _CONTEXT_FACTOR = 1.5
-_SIZE_LIMITS = {2: (16, 256), 3: (8, 128)}
+# The largest automatic sizes are a memory and speed budget, measured with
+# bench/train_memory.py on the 2-core CPU (cnn, width 32, batch 64): 256² needs 2.2 GB and
+# 11 s a step; 48³ needs 3.5 GB and 9 s a step, where 128³ (UroCell's mitochondria) would need
+# 67 GB. Bigger objects are cropped to their middle; a patch size can always be given.
+_SIZE_LIMITS = {2: (16, 256), 3: (8, 48)}
+#: The largest automatic patch side, by number of spatial axes (the Train page names it).
+AUTO_MAX = {ndim: limits[1] for ndim, limits in _SIZE_LIMITS.items()}
 
 
 def auto_patch_size(table: pd.DataFrame, ndim: int) -> tuple[int, ...]:
     """A square (cubic) patch size that holds nearly every object with some context around it.
 
     The size is the 95th percentile over objects of their largest bounding-box extent, times 1.5
-    for context, rounded up to a multiple of 8 and clipped to [16, 256] in 2D, [8, 128] in 3D.
+    for context, rounded up to a multiple of 8 and clipped to [16, 256] in 2D, [8, 48] in 3D
+    (:data:`AUTO_MAX`: a memory and speed budget).
     A percentile rather than the maximum keeps a few giant objects (merged cells, debris, a
     segmentation error) from inflating every patch, which would shrink the typical object to a
     few pixels and multiply memory; those few giants are cropped instead. Multiples of 8 suit the

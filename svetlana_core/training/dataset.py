@@ -21,6 +21,7 @@ import pandas as pd
 
 from svetlana_core import io, models
 from svetlana_core.errors import InputError
+from svetlana_core.training import memory
 from svetlana_core.training.config import TrainConfig, config_for_parent
 
 
@@ -226,7 +227,11 @@ def _build(
         cut = _crop(source, image, mask,
                     objects.object_table(mask) if table is None else table, size, config)
         if X is None:  # allocated once: concatenating per-image arrays would double the memory
-            X = np.empty((sum(len(s.labels) for s in sources), *cut.shape[1:]), dtype=np.float32)
+            n_objects = sum(len(s.labels) for s in sources)
+            # before the allocation that would not fit: one line naming what to lower
+            memory.check_fits(config.arch, config.arch_params, cut.shape[2:], config.batch_size,
+                              n_objects, cut.shape[1], step_on_cpu=_step_on_cpu(config.device))
+            X = np.empty((n_objects, *cut.shape[1:]), dtype=np.float32)
         X[filled : filled + len(cut)] = cut
         filled += len(cut)
     codes = {c: i for i, c in enumerate(class_names)}
@@ -240,6 +245,18 @@ def _build(
         image_channels=int(kind[0]), patch_mode=config.patch_mode,
         dilation=int(config.dilation), normalisation=config.normalisation,
     )
+
+
+def _step_on_cpu(device: str) -> bool:
+    """Whether a run with this ``device`` setting trains on the CPU (its step then shares
+    the memory with the patches)."""
+    if device == "cpu":
+        return True
+    if device != "auto":
+        return False
+    from svetlana_core.models.device import resolve_device  # imports torch: training needs it
+
+    return resolve_device(device).type == "cpu"
 
 
 def build_samples(

@@ -39,6 +39,7 @@ from svetlana_core.stats import classification_metrics
 from svetlana_core.training.augment import BatchAugment
 from svetlana_core.training.config import TrainConfig, config_for_parent
 from svetlana_core.training.dataset import ObjectSet, _group_keys
+from svetlana_core.training.memory import check_gpu_fits
 from svetlana_core.training.loop import (
     Limits,
     _batches,
@@ -168,6 +169,9 @@ def _train(dataset: ObjectSet, config: TrainConfig, on_epoch: Any, stop: Any,
     config = plan.config
     set_seed(config.seed)
     device = _device(config.device)
+    if device.type == "cuda":  # the patches were checked against the RAM when cropped
+        check_gpu_fits(config.arch, plan.arch_params, dataset.patch_size, config.batch_size,
+                       torch.cuda.mem_get_info(device)[0])
     sets = _split(dataset, plan.y, groups, split, config)
     limits = Limits(stop, None if config.max_minutes is None
                     else started + 60 * config.max_minutes)
