@@ -4,7 +4,7 @@ correct the predictions of the latest model. Every label is committed at once.""
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from ui import annotate, loaders, runs, state, viewer
+from ui import annotate, legend, loaders, runs, state, viewer
 from ui.layout import page_setup, rerun_fragment
 
 TOOLS = {"Click": "point", "Rectangle": "rect", "Polygon": "polygon"}
@@ -20,10 +20,8 @@ image_name, row, image, mask = viewer.pick_image(project, images, key="annotate_
 mode = st.segmented_control("Mode", ["Click", "Guided", "Correct predictions"], default="Click",
                             key="annotate_mode") or "Click"
 class_names = classes["name"].tolist()
-counts = project.label_counts(image_name).set_index("class")["n"]
-class_name = st.radio("Class", class_names, horizontal=True, key="annotate_class",
-                      format_func=lambda c: f"{c} ({counts.get(c, 0)})")
 author = state.author()
+POLL_S = 2  # colleagues' labels on this image show within this many seconds
 
 
 @st.fragment
@@ -31,26 +29,38 @@ def canvas_panel(source: str) -> None:
     """The image on a canvas; a click, rectangle or polygon labels the objects it selects.
 
     One script run per click (bench/RESULTS.md "ui click"): the canvas keeps its key, the
-    shapes it sent are handled first (only those not handled yet), then the caption, then
-    the preview and the canvas.
+    shapes it sent are handled first (only the new ones), then the class picker with fresh
+    counts (drawn into a slot above, so the counts include this click), the caption, the
+    preview and the canvas.
     """
+    class_slot = st.container()
+    class_name = annotate.chosen_class(st.session_state, class_names)
     left, right = st.columns([3, 1])
     tool = right.radio("Tool", list(TOOLS), key="annotate_tool")
+    relabel = right.checkbox("Relabel", key="annotate_relabel",
+                             help="Let a rectangle or polygon change objects already labelled")
     if right.button("Undo", icon=":material/undo:", shortcut="ctrl+z"):
-        undone = project.undo_last(author, image=image_name)
-        right.caption(f"undid label {undone[1]}" if undone else "nothing to undo")
+        done, message = annotate.undo(project, author, image_name, st.session_state)
+        (right.caption if done else right.warning)(message)
     with left:
         display = viewer.display_controls(image, mask, key="annotate_view")
     height, width = display.viewport.display_shape
     key = annotate.canvas_key(st.session_state, (image_name, display.plane, display.viewport))
     st.session_state["annotate_canvas_key"] = key
-    chosen = annotate.drawn_labels(st.session_state, key, display.viewport, mask, display.plane)
-    if len(chosen):
-        annotate.label_objects(project, image_name, chosen, class_name, author, source)
-        st.session_state["last_labelled"] = chosen.tolist()
-    last = st.session_state.get("last_labelled")
-    right.caption(f"Last: {class_name} ← objects {last[:10]}" if last else
-                  "Click an object to give it the selected class.")
+    marks = annotate.drawn_marks(st.session_state, key, display.viewport, mask, display.plane)
+    if len(marks.clicked) or len(marks.enclosed):
+        labelled, kept = annotate.store_marks(project, image_name, marks, class_name, author,
+                                              source, relabel)
+        st.session_state["annotate_last"] = annotate.caption(class_name, labelled, kept)
+    elif marks.erased:
+        st.session_state["annotate_last"] = annotate.ERASED
+    right.caption(st.session_state.get("annotate_last")
+                  or "Click an object to give it the selected class.")
+    annotate.labels_changed(st.session_state, image_name, project.label_version(image_name),
+                            seen=True)
+    counts = project.label_counts(image_name).set_index("class")["n"]
+    class_slot.radio("Class", class_names, horizontal=True, key="annotate_class",
+                     format_func=lambda c: f"{c} ({counts.get(c, 0)})")
     predicted = runs.latest_predictions(project, image_name) if source == "correction" else None
     if predicted is not None and predicted.empty:
         right.warning("No predictions for this image yet (Predict page).")
@@ -60,13 +70,16 @@ def canvas_panel(source: str) -> None:
         st_canvas(background_image=jpeg, width=width, height=height, key=key,
                   drawing_mode=TOOLS[tool], stroke_width=2, stroke_color="#ffffff",
                   fill_color="rgba(255, 255, 255, 0.15)", point_display_radius=3)
-    right.dataframe(project.label_counts(image_name), hide_index=True)
+        legend.class_legend(classes)
+    right.dataframe(counts.rename_axis("class").reset_index(), hide_index=True)
 
 
 @st.fragment
 def guided_panel() -> None:
     """One object at a time, zoomed with its context; keys 1–9 pick the class."""
     table = loaders.object_table(row, mask)
+    annotate.labels_changed(st.session_state, image_name, project.label_version(image_name),
+                            seen=True)
     labelled = set(project.labels(image_name)["label"].tolist())
     skipped = st.session_state.setdefault("guided_skipped", {}).setdefault(image_name, set())
     strategy = st.radio("Next object", ["random", "least confident first"], horizontal=True,
@@ -90,11 +103,24 @@ def guided_panel() -> None:
                           kwargs={"author": author, "source": "guided"})
     columns[-2].button("Skip", shortcut="s", on_click=skipped.add, args=(label,))
     if columns[-1].button("Undo", shortcut="u"):
-        project.undo_last(author, image=image_name)
+        done, message = annotate.undo(project, author, image_name, st.session_state)
+        if not done:  # shown until the next click (a rerun would hide it)
+            st.warning(message)
+            return
         rerun_fragment()
+
+
+@st.fragment(run_every=POLL_S)
+def colleagues_labels() -> None:
+    """Redraw the page when someone else labelled this image: one indexed query every
+    ``POLL_S`` s, and a rerun only on a change (redrawing the canvas every tick would cost a
+    page run each time). Drawn last, after the panel recorded the version it showed."""
+    if annotate.labels_changed(st.session_state, image_name, project.label_version(image_name)):
+        st.rerun()
 
 
 if mode == "Guided":
     guided_panel()
 else:
     canvas_panel("correction" if mode == "Correct predictions" else "manual")
+colleagues_labels()

@@ -269,8 +269,19 @@ class _Annotations:
             )
             return _frame(cursor, {"n": "int64"})
 
+    def label_version(self, image: str | int) -> int:
+        """A number that changes whenever a label of ``image`` changes: the highest annotation
+        id of the image (0 when none), for pages that poll for colleagues' labels.
+
+        One query on the ``annotations_object`` index (image id first), no table read.
+        """
+        with self._read() as conn:
+            return conn.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM annotations WHERE image_id = ?",
+                (self._image_id(conn, image),)).fetchone()[0]
+
     def undo_last(
-        self, author: str = "", image: str | int | None = None
+        self, author: str = "", image: str | int | None = None, skip: Iterable[int] = ()
     ) -> tuple[str, int, str | None] | None:
         """Undo ``author``'s most recent action that is not undone yet.
 
@@ -286,6 +297,9 @@ class _Annotations:
             Whose action to undo.
         image : str or int, optional
             Only consider annotations of this image.
+        skip : iterable of int
+            Annotation ids to pass over: the ``rows`` of an :class:`UndoConflict` already shown
+            to the user, so that the next undo takes back the action before it.
 
         Returns
         -------
@@ -295,13 +309,14 @@ class _Annotations:
 
         Raises
         ------
-        InputError
-            If someone else has changed one of those objects since (naming who); nothing is
-            undone then.
+        UndoConflict
+            If someone else has changed one of those objects since (naming who, to which
+            class and when); nothing is undone then, the colleague's label stays.
         """
         author = _author(author)
+        skip = sorted({int(row) for row in skip})
         with self._write() as conn:
-            target = self._undo_target(conn, author, image)
+            target = self._undo_target(conn, author, image, skip)
             if target is None:
                 return None
             rows = [target[:4]]
@@ -313,8 +328,8 @@ class _Annotations:
                     ORDER BY a.id""", (target[4], author)).fetchall()
             names = dict(conn.execute("SELECT id, name FROM images").fetchall())
             for row_id, image_id, label, _ in rows:
-                _refuse_if_changed_by_others(conn, row_id, image_id, label, author,
-                                             names[image_id])
+                _refuse_if_changed_by_others(conn, [row[0] for row in rows], row_id, image_id,
+                                             label, author, names[image_id])
             action = rows[0][0] if len(rows) > 1 else None
             restored = [self._undo_row(conn, row, author, action) for row in rows]
             image_id, label, class_name = restored[0]
@@ -344,14 +359,18 @@ class _Annotations:
             "SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()[0]
 
     def _undo_target(
-        self, conn: sqlite3.Connection, author: str, image: str | int | None
+        self, conn: sqlite3.Connection, author: str, image: str | int | None,
+        skip: list[int],
     ) -> tuple[int, int, int, str, int | None] | None:
         """``(row id, image id, label, source, action)`` of the author's latest row not undone
-        yet, on its image's current mask."""
+        yet and not in ``skip``, on its image's current mask."""
         where, parameters = "", [author]
         if image is not None:
             where = "AND a.image_id = ?"
             parameters.append(self._image_id(conn, image))
+        if skip:
+            where += f" AND a.id NOT IN ({', '.join('?' * len(skip))})"
+            parameters += skip
         return conn.execute(
             f"""SELECT a.id, a.image_id, a.label, a.source, a.action FROM annotations AS a
             JOIN images AS i ON i.id = a.image_id AND a.segmentation = i.segmentation
@@ -502,7 +521,6 @@ class _Annotations:
         io.write_csv(path, table)
         return len(table)
 
-
     def export_labels_geojson(self, folder: str | os.PathLike[str]) -> int:
         """Write the current labels as QuPath GeoJSON, one file per labelled image.
 
@@ -530,17 +548,45 @@ class _Annotations:
         return len(labels)
 
 
+class UndoConflict(InputError):
+    """An undo that would overwrite a colleague's later change of the same object.
+
+    Attributes
+    ----------
+    image : str
+    label : int
+        The first object of the action that someone else changed since.
+    changes : list of (author, class or None, time)
+        The later rows of that object by others, oldest first.
+    rows : tuple of int
+        The annotation ids of the action: pass them to ``undo_last(skip=...)`` to take back
+        the action before it instead.
+    """
+
+    def __init__(self, message: str, image: str, label: int,
+                 changes: list[tuple[str, str | None, str]], rows: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.image, self.label, self.changes, self.rows = image, label, changes, rows
+
+
 def _refuse_if_changed_by_others(
-    conn: sqlite3.Connection, row_id: int, image_id: int, label: int, author: str, name: str
+    conn: sqlite3.Connection, rows: list[int], row_id: int, image_id: int, label: int,
+    author: str, name: str,
 ) -> None:
-    """Raise when anyone but ``author`` annotated the object after row ``row_id``."""
-    others = conn.execute(
-        "SELECT DISTINCT author FROM annotations"
-        " WHERE image_id = ? AND label = ? AND id > ? AND author != ?",
+    """Raise :class:`UndoConflict` when anyone but ``author`` annotated the object after row
+    ``row_id`` of the action made of ``rows``."""
+    changes = conn.execute(
+        "SELECT a.author, c.name, a.created_at FROM annotations AS a"
+        " LEFT JOIN classes AS c ON c.id = a.class_id"
+        " WHERE a.image_id = ? AND a.label = ? AND a.id > ? AND a.author != ? ORDER BY a.id",
         (image_id, label, row_id, author),
     ).fetchall()
-    if others:
-        raise InputError(
-            f"cannot undo the label of object {label} in image {name}: "
-            f"{listing([row[0] or '(anonymous)' for row in others])} changed it since"
-        )
+    if not changes:
+        return
+    who, class_name, time = changes[-1]
+    what = "removed its label" if class_name is None else f"set it to {class_name!r}"
+    names = listing(list(dict.fromkeys(row[0] or "(anonymous)" for row in changes)))
+    raise UndoConflict(
+        f"cannot undo the label of object {label} in image {name}: {names} changed it since"
+        f" ({who or '(anonymous)'} {what} at {time[:19].replace('T', ' ')} UTC); that label"
+        " is kept", name, label, changes, tuple(rows))

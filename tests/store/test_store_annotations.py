@@ -18,6 +18,7 @@ import pytest
 
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
+from svetlana_core.store.annotations import UndoConflict
 from tests.builders import current_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -388,3 +389,50 @@ def test_an_action_changed_by_a_colleague_is_not_undone(project):
                                          r"A01\.png: bob changed it since"):
         project.undo_last("ann")
     assert project.labels()["label"].tolist() == [1]  # nothing undone
+
+
+def test_an_undo_conflict_names_the_change_and_can_be_skipped(project):
+    """Issue 12: an undo that meets a colleague's later change says who made it, to which
+    class and when, keeps it, and ``skip`` then takes back the action before it."""
+    project.annotate("A01.png", 1, "live", author="ann")
+    project.annotate("A01.png", 2, "live", author="ann")
+    project.annotate("A01.png", 2, "dead", author="bob")
+    with pytest.raises(UndoConflict, match=r"object 2 in image A01\.png: bob changed it since "
+                                           r"\(bob set it to 'dead' at \d{4}-\d\d-\d\d "
+                                           r"\d\d:\d\d:\d\d UTC\); that label is kept") as caught:
+        project.undo_last("ann", image="A01.png")
+    conflict = caught.value
+    assert (conflict.image, conflict.label, conflict.rows) == ("A01.png", 2, (2,))
+    assert [change[:2] for change in conflict.changes] == [("bob", "dead")]
+    assert current_labels(project) == [("A01.png", 1, "live"), ("A01.png", 2, "dead")]
+    # the same undo again meets the same conflict; skipping it reaches ann's label before
+    with pytest.raises(UndoConflict):
+        project.undo_last("ann", image="A01.png")
+    assert project.undo_last("ann", image="A01.png", skip=conflict.rows) == ("A01.png", 1, None)
+    assert current_labels(project) == [("A01.png", 2, "dead")]
+    assert project.undo_last("ann", image="A01.png", skip=conflict.rows) is None
+
+
+def test_a_removal_by_a_colleague_is_named_and_a_whole_action_is_skipped(project):
+    project.annotate("A01.png", 5, "dead", author="ann")
+    project.annotate_many([("A01.png", n, "live") for n in (1, 2, 3)], author="ann",
+                          one_action=True)
+    project.annotate("A01.png", 3, None, author="")
+    with pytest.raises(UndoConflict, match=r"object 3 .*: \(anonymous\) changed it since "
+                                           r"\(\(anonymous\) removed its label at ") as caught:
+        project.undo_last("ann")
+    assert caught.value.rows == (2, 3, 4)  # every row of the rectangle
+    assert project.undo_last("ann", skip=caught.value.rows) == ("A01.png", 5, None)
+    assert current_labels(project) == [("A01.png", 1, "live"), ("A01.png", 2, "live")]
+
+
+def test_label_version_changes_with_every_label_of_its_image_only(project):
+    assert project.label_version("A01.png") == 0
+    project.annotate("A01.png", 1, "live", author="ann")
+    first = project.label_version("A01.png")
+    project.annotate("B02.png", 1, "live", author="bob")
+    assert project.label_version("A01.png") == first  # another image: no change
+    project.undo_last("ann")
+    assert project.label_version("A01.png") > first   # an undo is a change too
+    with pytest.raises(InputError, match="no image"):
+        project.label_version("Z99.png")
