@@ -1,4 +1,5 @@
-"""Regenerate the README screenshots, docs/screenshots/<page>.png, for the five pages.
+"""Regenerate the README screenshots, docs/screenshots/<page>.png, for the five pages and a
+small tile on the Annotate page.
 
 Usage (from the repo root)::
 
@@ -101,6 +102,40 @@ def make_demo(data_root: Path):
     print(f"  predicted {n_images} images ({len(predicted)} objects) in "
           f"{time.monotonic() - started:.0f} s")
     return project, run_id
+
+
+#: A real small tile for the enlarged view with its legend (issue 12): one 256² CoNSeP H&E
+#: tile, when ../shared/data is there; else the synthetic RGB tiles of tests/builders.py.
+CONSEP = ROOT.parent / "shared" / "data" / "consep_train_tiles"
+TILE = "train_1_000.png"
+
+
+def make_tiles(data_root: Path) -> str:
+    """A project ``tiles`` of one small RGB tile, a third of its nuclei labelled with their
+    known classes; returns the image name."""
+    import pandas as pd
+
+    from svetlana_core.store import Project
+
+    folder = data_root / "projects" / "tiles"
+    if not (CONSEP / "images" / TILE).exists():
+        from tests.builders import rgb_tile_project
+
+        project = rgb_tile_project(folder, n_images=1)
+        name = project.images()["name"].iloc[0]
+        project.annotate_many([(name, k, ("tumour", "immune", "stroma")[k % 3])
+                               for k in range(1, 13)], author="screenshots")
+        return name
+    project = Project.create(folder)
+    truth = pd.read_csv(CONSEP / "objects.csv")
+    truth = truth[truth["image"] == TILE]
+    for name in sorted(truth["class"].unique()):
+        project.add_class(name)
+    project.add_image(CONSEP / "images" / TILE, CONSEP / "masks" / TILE.replace(".png", ".tif"))
+    shown = truth.iloc[::3]
+    project.annotate_many([(TILE, int(r.label), r["class"]) for _, r in shown.iterrows()],
+                          author="screenshots")
+    return TILE
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +332,12 @@ def shoot(page, url: str, path: Path, ready) -> None:
           f"{size / 1024:.0f} KB)")
 
 
-def take_screenshots(data_root: Path, run_id: int) -> None:
+def _tile_ready(page) -> None:
+    _canvas_painted(page)
+    page.get_by_text("no class (contour)").first.wait_for()  # the legend under the canvas
+
+
+def take_screenshots(data_root: Path, run_id: int, tile: str) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.browser_server import CHROMIUM, CHROMIUM_ARGS, app_server
@@ -310,6 +350,8 @@ def take_screenshots(data_root: Path, run_id: int) -> None:
         ("train", f"train?project=demo&run={run_id}", _train_ready),
         ("predict", "predict?project=demo", _predict_ready),
         ("dashboard", "dashboard?project=demo", _dashboard_ready),
+        # a 256² tile enlarged to fill the canvas, with the class legend
+        ("annotate_tile", f"annotate?project=tiles&image={tile}", _tile_ready),
     ]
     with app_server(data_root) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -342,8 +384,9 @@ def main() -> int:
     try:
         print(f"demo project in {data_root}")
         _, run_id = make_demo(data_root)
+        tile = make_tiles(data_root)
         print("screenshots")
-        take_screenshots(data_root, run_id)
+        take_screenshots(data_root, run_id, tile)
     except Exception as error:  # noqa: BLE001 - one clear line after the traceback
         if not isinstance(error, ScreenshotError):
             import traceback

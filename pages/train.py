@@ -9,7 +9,7 @@ import streamlit as st
 from svetlana_core import jobs
 from svetlana_core.errors import InputError
 from svetlana_core.models import read_model_meta
-from ui import runs, state, train_form
+from ui import compare, runs, state, train_form
 from ui.layout import page_setup
 
 project = page_setup("Train", require_project=True)
@@ -128,3 +128,9 @@ def run_tables() -> None:
 
 
 run_tables()
+
+with st.expander("Compare runs"):
+    compare.compare_panel(project)
+with st.expander("Sweep: one run per cell of a grid of settings",
+                 expanded=bool(compare.sweeps(project)), key="train_sweep"):
+    compare.sweep_panel(project, config, source, state.author(), ready)

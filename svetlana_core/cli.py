@@ -172,18 +172,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = training.TrainConfig.from_dict(config)
     cfg.validate()
+    print(_json_line(_train_cnn(cfg, _dataset(args, cfg), args.out)))
+    return EXIT_OK
+
+
+def _dataset(args: argparse.Namespace, cfg):
+    """The labelled objects of a project or of folders, cropped as ``cfg`` says."""
+    from svetlana_core import training
+
     group_by = _group_by(args.group_pattern)
     if args.project:
         from svetlana_core.store.project import Project
 
         project = Project.open(args.project)
-        dataset = training.dataset_from_training_set(project.training_set(), cfg, group_by)
-    else:
-        _require(args, "images", "labels", *(["masks"] if args.images == "-" else []))
-        images = None if args.images == "-" else args.images
-        dataset = training.dataset_from_folders(images, args.masks, args.labels, cfg,
-                                                group_by=group_by, axes=args.axes,
-                                                label_name=args.label_name)
+        return training.dataset_from_training_set(project.training_set(), cfg, group_by)
+    _require(args, "images", "labels", *(["masks"] if args.images == "-" else []))
+    images = None if args.images == "-" else args.images
+    return training.dataset_from_folders(images, args.masks, args.labels, cfg,
+                                         group_by=group_by, axes=args.axes,
+                                         label_name=args.label_name)
+
+
+def _train_cnn(cfg, dataset, out: str | Path) -> dict:
+    """Train one CNN, a line per epoch on stderr; returns the final line's fields."""
+    from svetlana_core import training
 
     def on_epoch(record: dict) -> None:
         shown = {k: record.get(k) for k in ("epoch", "train_loss", "val_loss", "accuracy",
@@ -191,12 +203,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in shown.items() if v is not None), file=sys.stderr, flush=True)
 
-    run = training.train(dataset, cfg, on_epoch=on_epoch, out_dir=args.out)
+    run = training.train(dataset, cfg, on_epoch=on_epoch, out_dir=out)
     metrics = {k: run.metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy", "macro_f1",
                                                 "per_class", "confusion", "classes")}
-    print(_json_line({"model_dir": str(run.model_dir), "best_epoch": run.best_epoch,
-                      "stop_reason": run.stop_reason, "seconds": round(run.seconds, 1),
-                      "device": run.device, "split": run.split.get("note"), **metrics}))
+    return {"model_dir": str(run.model_dir), "best_epoch": run.best_epoch,
+            "stop_reason": run.stop_reason, "seconds": round(run.seconds, 1),
+            "device": run.device, "split": run.split.get("note"), **metrics}
+
+
+#: Config keys that change the cropped patches: cells that share them share one dataset.
+_PATCH_KEYS = ("patch_size", "patch_mode", "dilation", "normalisation")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Train one CNN per cell of the grid, one after another; one JSON line per cell."""
+    from svetlana_core import training
+    from svetlana_core.training import sweep
+
+    base = _config_from_args(args)
+    if base.get("arch") == "rf":
+        raise InputError("sweep trains CNNs; the random forest has no grid to sweep")
+    planned = sweep.configs(base, sweep.parse_grid(args.grid))  # all checked before any trains
+    datasets: dict[tuple, object] = {}
+    for cell, config in planned:
+        cfg = training.TrainConfig.from_dict(config)
+        key = tuple(json.dumps(getattr(cfg, k)) for k in _PATCH_KEYS)
+        if key not in datasets:
+            datasets = {key: _dataset(args, cfg)}  # one set of patches in memory at a time
+        print(f"cell {sweep.label(cell)}", file=sys.stderr, flush=True)
+        result = _train_cnn(cfg, datasets[key], Path(args.out) / sweep.folder_name(cell))
+        print(_json_line({"cell": cell, **result}), flush=True)
     return EXIT_OK
 
 
@@ -395,12 +431,25 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    """train and sweep: the same data and settings; a sweep adds its grid."""
     p = sub.add_parser("train", help="train a classifier (CNN or random forest)")
+    _train_arguments(p, "model folder to write")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("sweep", help="train one CNN per cell of a grid of settings, one after "
+                       "another (one JSON line per cell)")
+    _train_arguments(p, "folder of the models, one sub-folder per cell (depth-2_width-8)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2", required=True,
+                   help="a setting and its values, e.g. depth=2,3 (repeatable: the cells are "
+                        "every combination): a TrainConfig key or an architecture parameter")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _train_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("project", nargs="?", help="train from this project's stored labels")
     p.add_argument("--images", help="folder of images ('-' for mask-only data)")
     p.add_argument("--masks", help="folder of masks (default: the images folder)")
     p.add_argument("--labels", help="CSV with columns image,label,class")
-    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--config", help="TrainConfig JSON file (flags below override it)")
     p.add_argument("--arch", help="cnn, resnet18…152, densenet121…201, alexnet, or rf")
     p.add_argument("--arch-param", action="append", metavar="KEY=VALUE",
@@ -419,7 +468,6 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axes", help="axes of the image files, when they cannot be guessed")
     p.add_argument("--label-name", help="label image of OME-Zarr images to use as the mask "
                    "(default: the first one)")
-    p.set_defaults(func=cmd_train)
 
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from svetlana_core import jobs, models
 from svetlana_core.demo import create_demo
 from svetlana_core.store import Project
 from svetlana_core.training import TrainConfig
-from tests.builders import write_pair
+from tests.builders import model_meta, write_pair
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -192,3 +192,95 @@ def test_the_memory_estimate_is_shown_and_a_run_that_would_not_fit_cannot_start(
     assert _button(at, "Start training").disabled
     help_text = at.toggle(key="train_auto_patch").help
     assert "256 pixels in 2D and 48³ in 3D" in help_text
+
+
+def _finished_run(project: Project, name: str, config: dict, scores: list[float]) -> int:
+    """A done training with per-epoch curves and a model folder holding its metrics."""
+    import json as _json
+
+    folder = project.models_dir / name
+    folder.mkdir(parents=True)
+    metrics = {"macro_f1": scores[-1], "per_class": {
+        "round": {"recall": 0.9, "precision": 0.8, "f1": 0.85, "support": 12},
+        "speckled": {"recall": 0.5, "precision": 0.6, "f1": 0.55, "support": 12}}}
+    (folder / "model.json").write_text(_json.dumps(model_meta(metrics=metrics)))
+    run = project.create_run("train", {"kind": "cnn", "config": config,
+                                       "source": {"kind": "project"}})
+    for epoch, score in enumerate(scores, 1):
+        project.add_epoch(run, epoch, {"macro_f1": score, "val_loss": 1 - score})
+    project.update_run(run, status="done", model_dir=str(folder),
+                       summary={"macro_f1": scores[-1]})
+    return run
+
+
+def test_two_runs_compared_curves_settings_and_scores_side_by_side(data_root):
+    """Issue 16, item 4."""
+    demo = create_demo(data_root / "projects" / "demo")
+    a = _finished_run(demo, "a", {"arch": "cnn", "arch_params": {"depth": 2}, "lr": 0.002},
+                      [0.4, 0.6])
+    b = _finished_run(demo, "b", {"arch": "cnn", "arch_params": {"width": 16}, "lr": 0.01},
+                      [0.5, 0.7, 0.8])
+    at = _train_page("demo")
+    assert at.multiselect(key="compare_runs").value == [b, a]
+    chart = next(c for c in at.get("plotly_chart") if "Validation macro-F1" in c.proto.spec)
+    assert f'"run {a}"' in chart.proto.spec and f'"run {b}"' in chart.proto.spec
+    tables = [t.value for t in at.dataframe]
+    diff = next(t for t in tables if "setting" in t.columns)
+    assert set(diff["setting"]) == {"arch_params.depth", "arch_params.width", "lr"}
+    assert diff.set_index("setting").loc["arch_params.depth", f"run {b}"] == "auto"
+    scores = next(t for t in tables if "metric" in t.columns).set_index(["class", "metric"])
+    assert scores.loc[("all", "macro_f1"), f"run {b}"] == 0.8
+    assert scores.loc[("round", "recall"), f"run {a}"] == 0.9
+
+
+def test_a_two_by_two_sweep_queues_four_runs_and_fills_its_grid(data_root, monkeypatch):
+    """Issue 16, item 4: one run per cell, a table that fills in as they finish."""
+    from svetlana_core.jobs import submit
+
+    started = []
+    monkeypatch.setattr(submit, "_start_worker", lambda project, run_id, name:
+                        started.append(run_id))
+    demo = create_demo(data_root / "projects" / "demo")
+    at = _train_page("demo")
+    at.text_input(key="sweep_values_1").input("1, 2").run()
+    at.selectbox(key="sweep_key_2").set_value("width").run()
+    at.text_input(key="sweep_values_2").input("4, 8").run()
+    _button(at, "Start the sweep (4 runs, one after another)").click()
+    at.run()
+    assert not at.exception and len(started) == 4
+    cells = [demo.run(r)["config"] for r in started]
+    assert [c["sweep"]["cell"] for c in cells] == [
+        {"depth": 1, "width": 4}, {"depth": 1, "width": 8}, {"depth": 2, "width": 4},
+        {"depth": 2, "width": 8}]
+    assert [c["config"]["arch_params"] for c in cells][0] == {"width": 4, "depth": 1}
+    for k, run in enumerate(started):  # the workers finish
+        demo.update_run(run, status="done", summary={"macro_f1": 0.5 + k / 10})
+    at.run()
+    grid = next(t.value for t in at.dataframe if t.value.index.name == "depth")
+    assert grid.loc[2, 8] == 0.8 and grid.loc[1, 4] == 0.5
+    table = next(t.value for t in at.dataframe if "status" in t.value and "depth" in t.value)
+    assert table["status"].tolist() == ["done"] * 4
+
+
+def test_a_bad_sweep_value_is_one_line_and_starts_nothing(data_root, monkeypatch):
+    from svetlana_core.jobs import submit
+
+    monkeypatch.setattr(submit, "_start_worker", lambda *a: pytest.fail("started"))
+    create_demo(data_root / "projects" / "demo")
+    at = _train_page("demo")
+    at.text_input(key="sweep_values_1").input("2, 9").run()
+    assert any("depth=9" in e.value and "out of range" in e.value for e in at.error)
+    assert _button(at, "Start the sweep (0 runs, one after another)").disabled
+
+
+def test_deleting_a_run_keeps_its_model_folder_aside(data_root):
+    demo = create_demo(data_root / "projects" / "demo")
+    run = _finished_run(demo, "kept", {"arch": "cnn"}, [0.5])
+    moved = demo.delete_run(run)
+    assert moved == str(demo.folder / "deleted_models" / "kept")
+    assert (demo.folder / "deleted_models" / "kept" / "model.json").exists()
+    assert demo.runs().empty
+    busy = demo.create_run("train", {})
+    demo.update_run(busy, status="running")
+    with pytest.raises(Exception, match="stop it before deleting it"):
+        demo.delete_run(busy)

@@ -53,7 +53,7 @@ No torch here at import time: the worker imports :mod:`svetlana_core.training` i
 
 from svetlana_core.jobs.sources import FolderSource, FoldersSource, PREDICT_SOURCE_KINDS, PredictionSource, ProjectSource, SOURCE_KINDS, Source, TrainingSource, prediction_source, source_from_dict, training_source
 from svetlana_core.jobs.worker import HEARTBEAT_S, LOCK_DIR_ENV, POLL_S, lock_dir
-from svetlana_core.jobs.submit import CONFIG_PATHS, FINAL_STATUSES, JOB_KINDS, STALE_AFTER_S, config_paths_inside_roots, job_status, reap_dead_jobs, request_cancel, shutdown_workers, submit_prediction, submit_training, wait
+from svetlana_core.jobs.submit import CONFIG_PATHS, FINAL_STATUSES, JOB_KINDS, STALE_AFTER_S, config_paths_inside_roots, job_status, reap_dead_jobs, request_cancel, shutdown_workers, submit_prediction, submit_sweep, submit_training, wait
 
 __all__ = [
     'CONFIG_PATHS',
@@ -80,6 +80,7 @@ __all__ = [
     'shutdown_workers',
     'source_from_dict',
     'submit_prediction',
+    'submit_sweep',
     'submit_training',
     'training_source',
     'wait',

@@ -50,6 +50,7 @@ def submit_training(
     out_name: str | None = None,
     author: str = "",
     kind: str = "cnn",
+    sweep: Mapping[str, Any] | None = None,
 ) -> int:
     """Queue a training run and start its worker process; returns at once.
 
@@ -74,6 +75,9 @@ def submit_training(
     author : str
     kind : {"cnn", "rf"}
         The CNN of :mod:`svetlana_core.training`, or the random-forest baseline.
+    sweep : mapping, optional
+        ``{"id": str, "cell": {key: value}}`` when the run is a cell of a sweep
+        (:func:`submit_sweep`); kept in the run's record.
 
     Returns
     -------
@@ -100,11 +104,41 @@ def submit_training(
     run_id = project.create_run(
         "train" if kind == "cnn" else "train-rf",
         {"kind": kind, "config": dict(config_dict), "source": source.to_dict(),
-         "out_name": out_name},
+         "out_name": out_name, **({"sweep": dict(sweep)} if sweep else {})},
         author=author,
     )
     _start_worker(project, run_id, f"svetlana-train-{run_id}")
     return run_id
+
+
+def submit_sweep(
+    project_dir: str | os.PathLike,
+    base_config: Mapping[str, Any],
+    grid: Mapping[str, list[Any]],
+    source: TrainingSource | Mapping[str, Any] | None = None,
+    author: str = "",
+) -> tuple[str, list[int]]:
+    """Queue one training run per cell of ``grid`` (:mod:`svetlana_core.training.sweep`).
+
+    Every cell's config is checked before the first is queued. The runs wait for the device
+    one after another (the workers share its lock), each an ordinary run that can be opened,
+    predicted with or deleted; their record names the sweep and the cell.
+
+    Returns
+    -------
+    sweep_id, run_ids : str, list of int
+    """
+    import uuid
+
+    from svetlana_core.training import sweep
+
+    planned = sweep.configs(base_config, grid)
+    sweep_id = uuid.uuid4().hex[:8]
+    return sweep_id, [
+        submit_training(project_dir, config, source, author=author,
+                        sweep={"id": sweep_id, "cell": cell, "grid": dict(grid)})
+        for cell, config in planned
+    ]
 
 
 def submit_prediction(

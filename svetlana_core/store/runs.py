@@ -21,6 +21,7 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -187,6 +188,37 @@ class _Runs:
                 record[key] = json.loads(record[key])
         record["cancel_requested"] = bool(record["cancel_requested"])
         return record
+
+    def delete_run(self, run_id: int) -> str | None:
+        """Remove a finished run (a sweep cell not worth keeping, a failed try) from the
+        project's runs; returns where its model folder went, or None.
+
+        Nothing made is destroyed: the model folder, when it lies in the project's
+        ``models/``, moves to ``deleted_models/`` (move it back and the folder still predicts);
+        predictions made with it stay in the store. The run's record and epochs go.
+
+        Raises
+        ------
+        InputError
+            An unknown run, or one still queued or running (stop it first).
+        """
+        record = self.run(run_id)
+        if record["status"] in ("queued", "running"):
+            raise InputError(f"run {run_id} is {record['status']}: stop it before deleting it")
+        moved = None
+        folder = Path(record["model_dir"]) if record.get("model_dir") else None
+        if folder is not None and folder.is_dir() and folder.parent == self.models_dir:
+            trash = self.folder / "deleted_models"
+            trash.mkdir(exist_ok=True)
+            target = trash / folder.name
+            if target.exists():  # a name deleted before: keep both
+                target = trash / f"{folder.name}-run{int(record['id'])}"
+            folder.rename(target)  # same file system: atomic, nothing copied
+            moved = os.fspath(target)
+        with self._write() as conn:
+            conn.execute("DELETE FROM epochs WHERE run_id = ?", (int(record["id"]),))
+            conn.execute("DELETE FROM runs WHERE id = ?", (int(record["id"]),))
+        return moved
 
     def runs(self) -> pd.DataFrame:
         """All runs, oldest first.
