@@ -241,7 +241,7 @@ def _train_ready(page) -> None:
     _plots(page, 2)  # the curves and the confusion matrix
     # the settings start folded when the URL names a run: open them for the patch preview,
     # and set them to what the run was trained with (the form shows its defaults)
-    settings = page.locator("[data-testid='stExpander'] summary").filter(has_text="Settings")
+    settings = page.locator("[data-testid='stExpander'] summary").filter(has_text="Settings").first
     settings.click()
     page.get_by_text("Patches as the network sees them").wait_for()
     _settle(page)
