@@ -150,6 +150,12 @@ def _config_from_args(args: argparse.Namespace) -> dict:
         params[key] = _parse_value(value)
     if params:
         config["arch_params"] = params
+    if getattr(args, "channels", None):
+        try:
+            config["channels"] = [int(c) for c in args.channels.split(",")]
+        except ValueError:
+            raise InputError(f"--channels {args.channels!r} must be channel numbers, e.g. "
+                             "0,2") from None
     for key in ("epochs", "max_minutes", "seed", "device", "val_fraction", "batch_size", "lr",
                 "patch_size"):
         value = getattr(args, key, None)
@@ -462,6 +468,8 @@ def _train_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--patch-size", type=int, help="patch side in pixels along every axis "
                    "(default: automatic from the object sizes, at most 256 in 2D, 48 in 3D)")
     p.add_argument("--lr", type=float)
+    p.add_argument("--channels", help="the image channels the network sees, e.g. 0,2 "
+                   "(default: all); kept in the model")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--group-pattern", help="regex whose first group in the image name is the "
                    "validation group, e.g. 'train_(\\d+)_' (default: the image)")

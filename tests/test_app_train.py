@@ -284,3 +284,24 @@ def test_deleting_a_run_keeps_its_model_folder_aside(data_root):
     demo.update_run(busy, status="running")
     with pytest.raises(Exception, match="stop it before deleting it"):
         demo.delete_run(busy)
+
+
+def test_the_channels_the_network_sees_go_into_the_config(data_root, submitted):
+    """Issue 13, item 7: a choice of training channels, named red/green/blue for RGB."""
+    from tests.builders import rgb_tile_project
+
+    project = rgb_tile_project(data_root / "projects" / "tiles")
+    name = project.images()["name"].iloc[0]
+    project.annotate_many([(name, k, ("tumour", "immune")[k % 2]) for k in range(1, 13)],
+                          author="t")
+    at = _train_page("tiles")
+    picker = at.multiselect(key="train_channels")
+    assert picker.value == [0, 1, 2] and picker.format_func(0) == "red"
+    at.checkbox(key="train_confirm_classes").check().run()  # "stroma" has no labels
+    _button(at, "Start training").click()
+    at.run()
+    assert submitted[-1]["config"]["channels"] is None  # all of them: the default
+    at.multiselect(key="train_channels").set_value([2, 0]).run()
+    _button(at, "Start training").click()
+    at.run()
+    assert submitted[-1]["config"]["channels"] == [0, 2]

@@ -80,17 +80,19 @@ def settings_form(project: Project) -> Settings:
         "Class weights", ["none" if w is None else w for w in weights], key="train_weights",
         help="Weigh rare classes up in the loss: 'balanced' fully, 'sqrt' halfway (the "
              "default), 'none' not at all.")
+    channels = _channel_choice(preview[3] if preview else 0)
     if preview:
         _show_patches(*preview, patch, mode)
     val, pattern, to_confirm = _validation(project)
-    blocked = _memory_line(project, arch, params, preview, patch, int(batch))
+    blocked = _memory_line(project, arch, params, preview, patch, int(batch),
+                           None if channels is None else len(channels) + 1)
     config = {
         "arch": arch, "arch_params": params, "patch_size": patch, "patch_mode": mode,
         "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch),
         "val_fraction": float(val),
         "augment": {"flips": flips, "rot90": flips, "transforms": []},
         "class_weights": None if chosen_weights == "none" else chosen_weights,
-        "max_minutes": float(minutes) or None,
+        "max_minutes": float(minutes) or None, "channels": channels,
     }
     return Settings(config, pattern, to_confirm, blocked)
 
@@ -169,8 +171,25 @@ def _validation(project: Project) -> tuple[float, str | None, list[str]]:
     return val, pattern, to_confirm
 
 
+def _channel_choice(n_channels: int) -> list[int] | None:
+    """The image channels the network sees (None: all), for images of several channels."""
+    if n_channels < 2:
+        return None
+    names = ("red", "green", "blue") if n_channels == 3 else None
+    every = list(range(n_channels))
+    chosen = st.multiselect(
+        "Channels the network sees", every, default=every, key="train_channels",
+        format_func=lambda c: names[c] if names else f"channel {c}",
+        help="Leave out channels that do not tell the classes apart (a nuclear stain, an "
+             "empty channel). The model keeps the choice and takes the same channels from "
+             "the images it predicts.")
+    if not chosen or sorted(chosen) == every:
+        return None
+    return sorted(chosen)
+
+
 def _memory_line(project: Project, arch: str, params: dict, preview, patch: int | None,
-                 batch: int) -> str | None:
+                 batch: int, in_channels: int | None = None) -> str | None:
     """The run's estimated memory beside what is free (:mod:`svetlana_core.training.memory`);
     the refusal the worker would give, shown before the start, or None when it fits."""
     if preview is None:
@@ -179,7 +198,8 @@ def _memory_line(project: Project, arch: str, params: dict, preview, patch: int 
     shape = crops.shape[2:] if patch is None else (patch,) * (crops.ndim - 2)
     n_objects = len(project.labels())
     try:
-        need = memory.check_fits(arch, params, shape, batch, n_objects, crops.shape[1])
+        need = memory.check_fits(arch, params, shape, batch, n_objects,
+                                 in_channels or crops.shape[1])
     except InputError as error:
         st.error(f"Cannot start: {error}.", icon=":material/memory:")
         return str(error)

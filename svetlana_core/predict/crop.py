@@ -31,6 +31,8 @@ class _PatchSpec:
     image_channels: int
     spatial_dims: int
     classes: tuple[str, ...]
+    channels: tuple[int, ...] | None = None  # of the image files; None: all
+    source_channels: int | None = None  # channels of the image files (default image_channels)
 
 
 def _spec(model: LoadedModel) -> _PatchSpec:
@@ -45,6 +47,10 @@ def _spec(model: LoadedModel) -> _PatchSpec:
             image_channels=int(meta["image_channels"]),
             spatial_dims=int(meta.get("spatial_dims", len(size))),
             classes=tuple(str(c) for c in (getattr(model, "classes", None) or meta["classes"])),
+            channels=None if meta.get("channels") is None
+            else tuple(int(c) for c in meta["channels"]),
+            source_channels=None if meta.get("source_channels") is None
+            else int(meta["source_channels"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"model.json lacks or has a bad value for {error}") from None
@@ -60,7 +66,10 @@ def _spec(model: LoadedModel) -> _PatchSpec:
     return spec
 
 
-def _check_inputs(spec: _PatchSpec, image: np.ndarray | None, mask: np.ndarray) -> None:
+def _check_inputs(spec: _PatchSpec, image: np.ndarray | None,
+                  mask: np.ndarray) -> np.ndarray | None:
+    """Check an image and mask against the model; returns the image's channels the model
+    sees (``model.json``'s ``channels``: those it was trained on)."""
     mask = np.asarray(mask)
     if mask.ndim != spec.spatial_dims:
         raise InputError(
@@ -84,15 +93,19 @@ def _check_inputs(spec: _PatchSpec, image: np.ndarray | None, mask: np.ndarray) 
             f"image has shape {image.shape}; expected channel-first "
             f"(C, {', '.join(SPATIAL_AXES[spec.spatial_dims])})"
         )
-    if image.shape[0] != spec.image_channels:
+    expected = spec.image_channels if spec.source_channels is None else spec.source_channels
+    if image.shape[0] != expected:
+        picked = "" if spec.channels is None else \
+            f" channels (of which it sees {list(spec.channels)})"
         raise InputError(
             f"image has {image.shape[0]} channel(s) (shape {image.shape}) but the model was "
-            f"trained on {spec.image_channels}"
+            f"trained on {expected}{picked}"
         )
     if image.shape[1:] != mask.shape:
         raise InputError(
             f"image has spatial shape {image.shape[1:]} but mask has shape {mask.shape}"
         )
+    return image if spec.channels is None else image[list(spec.channels)]
 
 
 class _Cropper:
@@ -237,7 +250,7 @@ def object_patches(
     """
     spec = _spec(model)
     image = None if image is None else np.asarray(image)
-    _check_inputs(spec, image, mask)
+    image = _check_inputs(spec, image, mask)
     table = object_table(mask) if table is None else table
     if labels is not None:
         wanted = np.asarray(labels)

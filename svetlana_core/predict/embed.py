@@ -105,7 +105,7 @@ def embed_image(
     spec = _spec(model)
     image = None if image is None else np.asarray(image)
     mask = np.asarray(mask)
-    _check_inputs(spec, image, mask)
+    image = _check_inputs(spec, image, mask)  # the channels the model was trained on
     table = _sorted_table(mask, None)
     if labels is not None:
         wanted = np.asarray(labels, dtype=np.int64).ravel()

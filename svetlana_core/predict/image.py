@@ -204,7 +204,7 @@ def predict_image(
     else:
         spec = _spec(model)
         classes = spec.classes
-        _check_inputs(spec, image, mask)
+        image = _check_inputs(spec, image, mask)  # the channels the model was trained on
         table = _sorted_table(mask, table)
         timings["objects"] = time.perf_counter() - tic
         probabilities = _network_probabilities(model, spec, image, mask, table, device,

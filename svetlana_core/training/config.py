@@ -138,6 +138,9 @@ class TrainConfig:
                                           not end within it
     continue_from    None                 model folder to start from (same classes; its
                                           architecture and patch settings are used)
+    channels         None                 the image channels the network sees, e.g. [0, 2]
+                                          (None: every channel); kept in the model, which
+                                          picks the same ones from images at prediction
     ===============  ===================  ======================================================
 
     Why these defaults: they were tuned for the real CoNSeP nuclei (4 classes, 72 x 72 auto
@@ -177,9 +180,19 @@ class TrainConfig:
     device: str = "auto"
     max_minutes: float | None = None
     continue_from: str | None = None
+    channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda key, value: object.__setattr__(self, key, value)
+        if self.channels is not None:
+            chosen = self.channels
+            if (not isinstance(chosen, (list, tuple)) or not chosen
+                    or not all(is_int(c) and c >= 0 for c in chosen)
+                    or len(set(chosen)) != len(chosen)):
+                raise InputError(
+                    f"channels={chosen!r} is not valid; give None (every channel) or a list of "
+                    "distinct image channel indices, e.g. [0, 2]")
+            set_("channels", tuple(int(c) for c in chosen))
         if not isinstance(self.arch, str):
             raise InputError(f"arch={self.arch!r} is not valid; give an architecture name")
         if not isinstance(self.arch_params, Mapping):

@@ -46,9 +46,14 @@ class ObjectSet:
     patch_size : tuple of int
         Spatial patch shape.
     image_channels : int
-        C (0 for mask-only data).
+        C (0 for mask-only data): the channels in the patches.
     patch_mode, dilation, normalisation
         How the patches were cut (recorded in the model folder).
+    channels : tuple of int, optional
+        The image channels kept (``TrainConfig.channels``); None: every channel.
+    source_channels : int, optional
+        Channels of the image files (what a prediction must be given); default
+        ``image_channels``.
     """
 
     X: np.ndarray
@@ -62,6 +67,8 @@ class ObjectSet:
     patch_mode: str = "context"
     dilation: int = 2
     normalisation: str = "percentile"
+    channels: tuple[int, ...] | None = None
+    source_channels: int | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -215,13 +222,16 @@ def _build(
     X, filled, kind = None, 0, None
     for source in sources:
         image, mask = source.load(False)
+        source_channels = 0 if image is None else image.shape[0]
+        image = _pick_channels(image, config.channels, source.name)
         channels = 0 if image is None else image.shape[0]
         if kind is None:
-            kind = (channels, mask.ndim, source.name)
-        elif (channels, mask.ndim) != kind[:2]:
+            kind = (channels, mask.ndim, source.name, source_channels)
+        elif (channels, mask.ndim) != kind[:2] or source_channels != kind[3]:
             raise InputError(
-                f"image {source.name} has {channels} channel(s) and {mask.ndim}D objects but "
-                f"{kind[2]} has {kind[0]} channel(s) and {kind[1]}D; train on images of one kind"
+                f"image {source.name} has {source_channels} channel(s) and {mask.ndim}D objects "
+                f"but {kind[2]} has {kind[3]} channel(s) and {kind[1]}D; train on images of one "
+                "kind"
             )
         table = tables.pop(source.name, None)
         cut = _crop(source, image, mask,
@@ -244,7 +254,22 @@ def _build(
         labels=labels.astype(np.int64), patch_size=tuple(int(s) for s in X.shape[2:]),
         image_channels=int(kind[0]), patch_mode=config.patch_mode,
         dilation=int(config.dilation), normalisation=config.normalisation,
+        channels=config.channels, source_channels=int(kind[3]),
     )
+
+
+def _pick_channels(image: np.ndarray | None, channels: Sequence[int] | None,
+                   name: str) -> np.ndarray | None:
+    """The channels of ``image`` a config trains on (all when ``channels`` is None)."""
+    if channels is None:
+        return image
+    if image is None:
+        raise InputError(f"channels={list(channels)} picks image channels but {name} is "
+                         "mask-only data (no image)")
+    if max(channels) >= image.shape[0]:
+        raise InputError(f"channels={list(channels)}: image {name} has {image.shape[0]} "
+                         f"channel(s) (0 to {image.shape[0] - 1})")
+    return image[list(channels)]
 
 
 def _step_on_cpu(device: str) -> bool:

@@ -414,6 +414,10 @@ class _Checkpoint:
             "arch_params": self.arch_params,
             "spatial_dims": dataset.spatial_dims, "in_channels": dataset.in_channels,
             "image_channels": dataset.image_channels, "classes": list(plan.classes),
+            # which channels of the image files the network sees (None: all of them)
+            "channels": None if dataset.channels is None else list(dataset.channels),
+            "source_channels": (dataset.image_channels if dataset.source_channels is None
+                                else dataset.source_channels),
             "patch_size": list(dataset.patch_size), "patch_mode": dataset.patch_mode,
             "dilation": dataset.dilation, "normalisation": dataset.normalisation,
             "config": config.to_dict(), "history": keeper.history, "best_epoch": keeper.epoch,
