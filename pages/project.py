@@ -3,12 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from svetlana_core import io
 from svetlana_core.demo import create_demo
 from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 from ui import classes as class_edits
-from ui import importer, labels_io, loaders, state, viewer
+from ui import importer, labels_io, loaders, project_images, state, viewer
 from ui.layout import page_setup
 
 project = page_setup("Project")
@@ -58,15 +57,16 @@ try:
     if submitted and images_dir:
         folder = state.resolve_inside_roots(images_dir)
         masks = state.resolve_inside_roots(masks_dir) if masks_dir else None
-        pairs = io.pair_files(folder, masks, label_name=label_name.strip() or None)
+        pairs, problems = importer.pair_for_import(folder, masks,
+                                                   label_name=label_name.strip() or None)
     elif uploaded and files:
         batch = importer.save_uploads(project, files)
-        pairs = io.pair_files(batch)
+        pairs, problems = importer.pair_for_import(batch, upload=True)
     if pairs is not None:
-        pairs, skipped = state.pairs_inside_roots(pairs)
+        pairs, skipped = importer.pairs_inside_roots(pairs) if pairs else ([], [])
         for message in skipped:
             st.warning(message)
-        report = importer.validate_pairs(pairs)
+        report = importer.validate_pairs(pairs, problems)
         added = importer.add_valid(project, pairs, report)
         st.session_state["import_report"] = report.to_dict("records")
         st.toast(f"{added} image(s) added")
@@ -83,6 +83,8 @@ if st.session_state.get("import_report"):
 
 st.dataframe(images[["name", "well", "axes", "path", "mask_path"]], hide_index=True,
              height=min(300, 40 + 35 * len(images)))
+project_images.removal(project, images)
+images = project.images()
 
 st.subheader("Classes")
 classes = project.classes()

@@ -163,6 +163,16 @@ def test_a_re_upload_never_replaces_stored_files_or_orphans_labels(lab):
         [Path(stored["path"]), Path(stored["mask_path"])])
 
 
+def _report(at: AppTest) -> dict[str, tuple[str, str]]:
+    """The page's last validation report: image -> (status, message)."""
+    return {row["image"]: (row["status"], row["message"])
+            for row in at.session_state["import_report"]}
+
+
+def _uploaded_files(project: Project) -> list[str]:
+    return sorted(p.name for p in (project.folder / "uploads").rglob("*") if p.is_file())
+
+
 def test_a_bad_upload_does_not_block_the_next_one(lab):
     """Each batch is paired on its own (it used to re-pair the whole uploads folder, so an
     image without its mask refused every later upload)."""
@@ -172,9 +182,116 @@ def test_a_bad_upload_does_not_block_the_next_one(lab):
     at = app_test("p")
     at.run()
     _upload_on_page(at, [("lonely.tif", _tiff_bytes(mask.astype(np.uint8)))])
-    assert any("lonely" in m for m in messages(at.error)), messages(at.error)
-    assert not [p for p in (project.folder / "uploads").rglob("*") if p.is_file()]
+    assert _report(at)["lonely.tif"][0] == "error"
+    assert _report(at)["lonely.tif"][1].startswith("image lonely.tif has no mask (a mask is")
+    assert _uploaded_files(project) == []
     _upload_on_page(at, [("A02.tif", _tiff_bytes(mask.astype(np.uint8))),
                          ("A02_mask.tif", _tiff_bytes(mask))])
     assert not at.error, messages(at.error)
     assert project.images()["name"].tolist() == ["A02.tif"]
+
+
+def test_a_bad_file_is_set_aside_and_the_rest_of_its_batch_is_added(lab):
+    """One image without its mask (and a mask without its image) used to refuse the whole
+    batch; now each gets an error line and the good pair is added."""
+    project = Project.create(lab["lab"] / "projects" / "p")
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6] = 1
+    image = _tiff_bytes(mask.astype(np.uint8))
+    at = app_test("p")
+    at.run()
+    _upload_on_page(at, [("A01.tif", image), ("A01_mask.tif", _tiff_bytes(mask)),
+                         ("lonely.tif", image), ("B07_mask.tif", _tiff_bytes(mask))])
+    assert not at.error, messages(at.error)
+    assert project.images()["name"].tolist() == ["A01.tif"]
+    report = _report(at)
+    assert report["A01.tif"] == ("ok", "")
+    assert report["lonely.tif"][0] == report["B07_mask.tif"][0] == "error"
+    assert report["B07_mask.tif"][1] == ("mask B07_mask.tif matches no image of the upload; "
+                                         "it was not added")
+    assert _uploaded_files(project) == ["A01.tif", "A01_mask.tif"]  # the rest is not kept
+
+
+def test_an_upload_with_both_cellpose_masks_uses_cp_masks_and_says_so(lab):
+    project = Project.create(lab["lab"] / "projects" / "p")
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6], mask[9:14, 9:14] = 1, 2
+    image = _tiff_bytes((mask * 60).astype(np.uint8))
+
+    def seg_npy(masks):
+        from io import BytesIO
+
+        buffer = BytesIO()
+        np.save(buffer, {"masks": masks, "flows": [np.zeros((2, 16, 16), np.float32)]},
+                allow_pickle=True)
+        return buffer.getvalue()
+
+    edited = mask.copy()
+    edited[mask == 2] = 0  # a 5 × 5 object deleted in the GUI after the PNG was exported
+    at = app_test("p")
+    at.run()
+    _upload_on_page(at, [("A01.tif", image), ("A01_cp_masks.tif", _tiff_bytes(mask)),
+                         ("A01_seg.npy", seg_npy(mask)),
+                         ("B01.tif", image), ("B01_cp_masks.tif", _tiff_bytes(mask)),
+                         ("B01_seg.npy", seg_npy(edited))])
+    report = _report(at)
+    assert report["A01.tif"] == ("ok", "two Cellpose masks: used A01_cp_masks.tif, not "
+                                       "A01_seg.npy (same masks)")
+    assert report["B01.tif"] == ("error", "Cellpose masks B01_cp_masks.tif and B01_seg.npy "
+                                          "differ in 25 pixels (edited after export?): keep "
+                                          "the one you want")
+    stored = project.images()
+    assert stored["name"].tolist() == ["A01.tif"]
+    assert Path(stored["mask_path"].iloc[0]).name == "A01_cp_masks.tif"
+    assert _uploaded_files(project) == ["A01.tif", "A01_cp_masks.tif"]
+
+
+def test_a_folder_add_sets_bad_images_aside_too(lab):
+    """A server folder is paired file by file as well; its stray masks are not errors."""
+    project = Project.create(lab["lab"] / "projects" / "p")
+    folder = lab["lab"] / "plate"
+    folder.mkdir()
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6] = 1
+    tifffile.imwrite(folder / "A01.tif", mask.astype(np.uint8))
+    tifffile.imwrite(folder / "A01_cp_masks.tif", mask)
+    np.save(folder / "A01_seg.npy", {"masks": mask}, allow_pickle=True)
+    tifffile.imwrite(folder / "A02.tif", mask.astype(np.uint8))  # no mask
+    tifffile.imwrite(folder / "Z09_mask.tif", mask)  # no image: fine in a shared folder
+    at = app_test("p")
+    at.run()
+    next(t for t in at.text_input if t.label == "Images folder").set_value(str(folder))
+    next(b for b in at.button if b.label == "Check and add").click()
+    at.run()
+    assert not at.exception and not at.error, messages(at.exception) + messages(at.error)
+    assert _report(at) == {
+        "A01.tif": ("ok", "two Cellpose masks: used A01_cp_masks.tif, not A01_seg.npy "
+                          "(same masks)"),
+        "A02.tif": ("error", _report(at)["A02.tif"][1])}
+    assert _report(at)["A02.tif"][1].startswith("image A02.tif has no mask")
+    assert project.images()["name"].tolist() == ["A01.tif"]
+
+
+def test_unused_uploads_are_listed_and_removed(project):
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6] = 1
+    first = importer.save_uploads(project, [_upload("A01.tif", _tiff_bytes(mask.astype(np.uint8))),
+                                            _upload("A01_mask.tif", _tiff_bytes(mask))])
+    second = importer.save_uploads(project, [_upload("B01.tif", _tiff_bytes(mask.astype(np.uint8))),
+                                             _upload("B01_mask.tif", _tiff_bytes(mask))])
+    project.add_image(first / "A01.tif", first / "A01_mask.tif")
+    project.add_image(second / "B01.tif", second / "B01_mask.tif")
+    assert importer.unused_uploads(project) == []
+    project.remove_image("A01.tif")
+    unused = importer.unused_uploads(project)
+    assert unused == [first / "A01.tif", first / "A01_mask.tif"]
+    with pytest.raises(InputError, match=r"file .*B01.tif is used by an image of project p; "
+                                         "nothing was deleted"):
+        importer.remove_uploads(project, [*unused, second / "B01.tif"])
+    with pytest.raises(InputError, match=r"file .*elsewhere.tif is not an upload of project p"):
+        importer.remove_uploads(project, [project.folder / "elsewhere.tif"])
+    assert first.is_dir()
+    assert importer.remove_uploads(project, unused) == 2
+    assert not first.exists() and second.is_dir()  # the emptied batch folder goes too
+    with pytest.raises(InputError, match="its file .*A01.tif no longer exists"):
+        project.restore_image("A01.tif")

@@ -1,8 +1,15 @@
 """Add image/mask pairs to a project, from a server folder or by upload, with a validation
-report per file (the errors of :mod:`svetlana_core.io`)."""
+report per file (the errors of :mod:`svetlana_core.io`), and remove the uploads no image uses.
+
+A folder or an upload batch is paired file by file (:func:`svetlana_core.io.pair_folder`): an
+image that cannot be paired or read gets an error line in the report and is set aside, the
+others are added. Each upload batch is a folder of its own, so nothing of one batch bears on
+the next.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from datetime import datetime
@@ -10,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from svetlana_core import io, plate
+from svetlana_core import io, plate, store
 from svetlana_core.errors import InputError, byte_size
+from svetlana_core.io.cellpose import same_as_seg
 from svetlana_core.store import Project
 
 #: Uploads larger than this are refused before anything is written (bytes). It equals
@@ -20,26 +28,80 @@ from svetlana_core.store import Project
 MAX_UPLOAD_BYTES = 2048 * 1024**2
 
 
-def validate_pairs(pairs: list[io.Pair]) -> pd.DataFrame:
+REPORT_COLUMNS = ["image", "mask", "status", "message", "shape", "objects", "well"]
+
+
+def pair_for_import(images_dir: Path, masks_dir: Path | None = None, *,
+                    label_name: str | None = None, upload: bool = False,
+                    ) -> tuple[list[io.Pair], list[io.Unpaired]]:
+    """The pairs of a folder, and the files set aside with why.
+
+    Parameters
+    ----------
+    images_dir, masks_dir, label_name
+        As :func:`svetlana_core.io.pair_folder`.
+    upload : bool
+        The folder is an upload batch: a mask that no image takes is reported too (in a
+        shared masks folder it is the norm).
+
+    Raises
+    ------
+    InputError
+        The folder does not exist or holds no image.
+    """
+    pairing = io.pair_folder(images_dir, masks_dir, label_name=label_name)
+    problems = list(pairing.problems)
+    if upload:
+        problems += [io.Unpaired(mask.name, f"mask {mask.name} matches no image of the "
+                                            "upload; it was not added", "no image")
+                     for mask in pairing.unused_masks]
+    return pairing.pairs, problems
+
+
+def pairs_inside_roots(pairs: list[io.Pair]) -> tuple[list[io.Pair], list[str]]:
+    """:func:`svetlana_core.store.pairs_inside_roots`, with the unused Cellpose mask of a pair
+    checked too, as it is read to compare: one that leads outside is not compared (said in
+    the messages)."""
+    kept, skipped = store.pairs_inside_roots(pairs)
+    for position, pair in enumerate(kept):
+        if pair.other_mask is not None:
+            try:
+                store.check_files_inside_roots([pair.other_mask])
+            except InputError as error:
+                kept[position] = dataclasses.replace(pair, other_mask=None)
+                skipped.append(f"{error}; image {pair.name} uses {pair.mask.name}, not compared")
+    return kept, skipped
+
+
+def validate_pairs(pairs: list[io.Pair], problems: list[io.Unpaired] = ()) -> pd.DataFrame:
     """Read every pair once and report ``image, mask, status, message, shape, objects, well``.
 
-    Pixels are read to validate them (the io errors), then dropped; nothing is written.
+    Pixels are read to validate them (the io errors), then dropped; nothing is written. A
+    pair whose image had two Cellpose masks says which one it uses, and is an error when the
+    two differ (:func:`svetlana_core.io.cellpose.same_as_seg`). `problems` (files that could
+    not be paired) follow as error lines, in the order given; the pairs' lines come first, in
+    the order of `pairs` (:func:`add_valid` relies on it).
     """
     rows = []
     for pair in pairs:
         # One file at a time keeps memory bounded; reading dominates, not the loop.
         record = {"image": pair.name, "mask": pair.mask.name, "status": "ok",
-                  "message": "", "shape": "", "objects": 0,
+                  "message": pair.note, "shape": "", "objects": 0,
                   "well": (w.name if (w := plate.parse_well(pair.name)) else "")}
         try:
             image, mask = io.load_pair(pair.image, pair.mask)
             record["shape"] = " × ".join(str(s) for s in image.shape)
             record["objects"] = int(len(_labels(mask)))
+            if pair.other_mask is not None:
+                compared = same_as_seg(mask, pair.mask, pair.other_mask)
+                record["message"] += (" (same masks)" if compared else
+                                      f" ({pair.other_mask.name} too large to compare)")
         except InputError as error:
             record["status"], record["message"] = "error", str(error)
         rows.append(record)
-    return pd.DataFrame(rows, columns=["image", "mask", "status", "message", "shape",
-                                       "objects", "well"])
+    rows += [{"image": problem.file, "mask": "", "status": "error", "message": problem.message,
+              "shape": "", "objects": 0, "well": ""} for problem in problems]
+    return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 
 
 def _labels(mask):
@@ -126,6 +188,48 @@ def discard_unadded(folder: Path, pairs: list[io.Pair] | None,
             path.unlink()
     if not any(folder.iterdir()):
         folder.rmdir()
+
+
+def unused_uploads(project: Project) -> list[Path]:
+    """The uploaded files that no image of the project uses, sorted.
+
+    Files of removed images are among them: once deleted, such an image cannot be brought
+    back (its labels stay in the history).
+    """
+    folder = project.folder / "uploads"
+    if not folder.is_dir():
+        return []
+    images = project.images()
+    used = {os.path.abspath(p) for column in ("path", "mask_path")
+            for p in images[column] if isinstance(p, str)}
+    return sorted(path for path in folder.rglob("*")
+                  if path.is_file() and os.path.abspath(path) not in used)
+
+
+def remove_uploads(project: Project, files: list[Path]) -> int:
+    """Delete uploaded files (those of :func:`unused_uploads`) and the batch folders they
+    leave empty; returns how many files were deleted.
+
+    Raises
+    ------
+    InputError
+        For a file outside ``<project>/uploads`` or one an image of the project uses (an
+        image added since the list was made), before anything is deleted.
+    """
+    uploads = (project.folder / "uploads").absolute()
+    unused = set(unused_uploads(project))
+    for path in files:
+        if Path(path) not in unused:
+            where = "is not an upload of" if uploads not in Path(path).absolute().parents \
+                else "is used by an image of"
+            raise InputError(f"file {path} {where} project {project.folder.name}; nothing "
+                             "was deleted")
+    for path in files:
+        Path(path).unlink(missing_ok=True)
+    for batch in {Path(path).parent for path in files}:
+        if batch.is_dir() and not any(batch.iterdir()):
+            batch.rmdir()
+    return len(files)
 
 
 def upload_name(raw: str) -> str:

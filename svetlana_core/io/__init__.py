@@ -30,7 +30,8 @@ one of :data:`IMAGE_EXTENSIONS`, in any case. For an image ``<stem>.<ext>`` the 
 
 * ``<stem>.<ext>`` -- only when the masks are in a folder of their own;
 * ``<stem>.npy``;
-* ``<stem>_cp_masks.<ext>`` and ``<stem>_seg.npy`` (Cellpose);
+* ``<stem>_cp_masks.<ext>`` and ``<stem>_seg.npy`` (Cellpose; when both are there, the
+  ``_cp_masks`` file is used: :data:`~svetlana_core.io.pairing.CELLPOSE_RULE`);
 * ``<stem>_mask.<ext>``, ``<stem>_masks.<ext>``, ``<stem>_label.<ext>``, ``<stem>_labels.<ext>``.
 
 The suffixes are matched in any case; the stem itself is matched exactly. When the masks sit in the
@@ -41,6 +42,8 @@ as the plugin pairs it, by sorted file order; names that differ are logged. OME-
 ``label_name``), else a mask file named after them (:mod:`svetlana_core.io.omezarr`).
 Exactly one mask must match each image and each mask may serve one image only; otherwise
 :class:`~svetlana_core.errors.InputError` says which files are missing or in conflict.
+:func:`pair_folder` applies the same rules file by file: it keeps the pairs and sets each
+image it cannot pair aside with one line (an upload batch is checked so).
 :func:`folder_files` is the one resolver of folders for training, evaluation and jobs: the pairs
 by image file name, or every mask of a folder for mask-only data.
 
@@ -58,16 +61,19 @@ are let through (see :func:`read_mask`).
 from svetlana_core.io.axes import guess_axes, to_canonical
 from svetlana_core.io.labels import read_labels_csv
 from svetlana_core.io.omezarr import image_name, image_stem, is_zarr_path
-from svetlana_core.io.pairing import Files, MASK_SUFFIXES, Pair, folder_files, group_by_pattern, pair_files
+from svetlana_core.io.pairing import CELLPOSE_RULE, Files, MASK_SUFFIXES, Pair, Pairing, Unpaired, folder_files, group_by_pattern, pair_files, pair_folder
 from svetlana_core.io.read import IMAGE_EXTENSIONS, MASK_EXTENSIONS, load_pair, read_image, read_mask
 from svetlana_core.io.write import atomic_write, atomic_write_bytes, csv_text, formula_safe, formula_unsafe, index_is_data, write_csv, write_tiff
 
 __all__ = [
+    'CELLPOSE_RULE',
     'Files',
     'IMAGE_EXTENSIONS',
     'MASK_EXTENSIONS',
     'MASK_SUFFIXES',
     'Pair',
+    'Pairing',
+    'Unpaired',
     'atomic_write',
     'atomic_write_bytes',
     'folder_files',
@@ -82,6 +88,7 @@ __all__ = [
     'index_is_data',
     'load_pair',
     'pair_files',
+    'pair_folder',
     'read_image',
     'read_labels_csv',
     'read_mask',

@@ -95,3 +95,49 @@ def _read_cellpose_seg(path: Path) -> np.ndarray:
             f"(found {type(content).__name__})"
         )
     return content["masks"]
+
+
+#: A ``_seg.npy`` larger than this is not read a second time only to compare it: most of it is
+#: flows and probabilities, and reading it costs several times the mask's memory.
+COMPARE_MAX_BYTES = 256 * 1024**2
+
+
+def same_as_seg(mask: np.ndarray, mask_path: Path, seg_path: Path,
+                max_bytes: int = COMPARE_MAX_BYTES) -> bool:
+    """Check that Cellpose's ``_seg.npy`` holds the masks read from its ``_cp_masks`` file.
+
+    Parameters
+    ----------
+    mask : ndarray, shape (rows, columns) or (planes, rows, columns)
+        The masks read from `mask_path` (:func:`svetlana_core.io.read_mask`).
+    mask_path : Path
+        The ``_cp_masks`` file `mask` came from, for the message.
+    seg_path : Path
+        The ``_seg.npy`` of the same image.
+    max_bytes : int
+        A larger `seg_path` is not read.
+
+    Returns
+    -------
+    bool
+        True when compared (and equal), False when `seg_path` was too large to compare.
+
+    Raises
+    ------
+    InputError
+        Naming both files, when their masks differ (shape or labels) or `seg_path` cannot be
+        read.
+    """
+    seg_path, mask_path = Path(seg_path), Path(mask_path)
+    if seg_path.stat().st_size > max_bytes:
+        return False
+    other = np.squeeze(_read_cellpose_seg(seg_path))
+    mask = np.squeeze(mask)
+    if other.shape != mask.shape:
+        raise InputError(f"Cellpose masks {mask_path.name} {mask.shape} and {seg_path.name} "
+                         f"{other.shape} differ in shape: keep the one you want")
+    differ = int(np.count_nonzero(other != mask))
+    if differ:
+        raise InputError(f"Cellpose masks {mask_path.name} and {seg_path.name} differ in "
+                         f"{differ} pixels (edited after export?): keep the one you want")
+    return True

@@ -19,7 +19,7 @@ import pandas as pd
 
 from svetlana_core import io
 from svetlana_core.errors import InputError, listing
-from svetlana_core.store.schema import _CURRENT_SQL
+from svetlana_core.store.schema import _CURRENT_SQL, _IMAGE_IDS_SQL
 from svetlana_core.values import rgb
 from svetlana_core.store.values import (
     _author,
@@ -155,7 +155,7 @@ class _Annotations:
         self, conn: sqlite3.Connection, rows: Iterable[Any]
     ) -> list[tuple[int, int, int | None]]:
         """``(image id, label, class id)`` of each row, checked against images and classes."""
-        names = dict(conn.execute("SELECT name, id FROM images").fetchall())
+        names = dict(conn.execute(_IMAGE_IDS_SQL).fetchall())
         ids = set(names.values())
         classes = dict(conn.execute("SELECT name, id FROM classes").fetchall())
         records = []
@@ -261,7 +261,8 @@ class _Annotations:
                 FROM classes AS c
                 LEFT JOIN (SELECT MAX(a.id) AS id, a.class_id AS class_id FROM annotations AS a
                            JOIN images AS i ON i.id = a.image_id
-                                AND a.segmentation = i.segmentation {where}
+                                AND a.segmentation = i.segmentation
+                                AND i.removed_at IS NULL {where}
                            GROUP BY a.image_id, a.label) AS current
                 ON current.class_id = c.id
                 GROUP BY c.id ORDER BY c.position, c.id""",
@@ -374,6 +375,7 @@ class _Annotations:
         return conn.execute(
             f"""SELECT a.id, a.image_id, a.label, a.source, a.action FROM annotations AS a
             JOIN images AS i ON i.id = a.image_id AND a.segmentation = i.segmentation
+                 AND i.removed_at IS NULL
             WHERE a.author = ? AND a.undoes IS NULL {where}
               AND NOT EXISTS (SELECT 1 FROM annotations AS u WHERE u.undoes = a.id)
             ORDER BY a.id DESC LIMIT 1""",
@@ -485,7 +487,7 @@ class _Annotations:
         with self._write() as conn:
             if images is not None:
                 self._add_images(conn, images)
-            names = dict(conn.execute("SELECT name, id FROM images").fetchall())
+            names = dict(conn.execute(_IMAGE_IDS_SQL).fetchall())
             image_ids = table["image"].map(names)
             unknown = sorted(table.loc[image_ids.isna(), "image"].unique())
             if unknown:

@@ -68,7 +68,7 @@ class _Predictions:
         """Stored predictions of a model, sorted by image name and label.
 
         Only the predictions of each image's current mask are read (see
-        :meth:`replace_mask`).
+        :meth:`replace_mask`), and none of removed images.
 
         Returns
         -------
@@ -87,6 +87,7 @@ class _Predictions:
                            p.confidence AS confidence, p.probabilities AS probabilities
                 FROM predictions AS p
                 JOIN images AS i ON i.id = p.image_id AND p.segmentation = i.segmentation
+                     AND i.removed_at IS NULL
                 {where} ORDER BY i.name, p.label""",
                 parameters,
             )

@@ -133,6 +133,23 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             changed_at TEXT NOT NULL
         )""",
     ),
+    (
+        # 5: removing an image from a project (issue 13 item 6). The row stays, with its
+        # annotations, predictions and masks, so that the history survives and re-adding the
+        # same files brings the labels back; removed_at (NULL: in the project) is what every
+        # reader filters on. image_removals logs each removal and its undoing, with the name
+        # the image had (a removed image gives its name up when other files are added by it).
+        "ALTER TABLE images ADD COLUMN removed_at TEXT",
+        "ALTER TABLE images ADD COLUMN removed_by TEXT",
+        """CREATE TABLE image_removals (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            name TEXT NOT NULL,
+            removed_at TEXT NOT NULL,
+            removed_by TEXT NOT NULL DEFAULT '',
+            restored_at TEXT
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -151,8 +168,13 @@ _CURRENT_SQL = """
            a.created_at AS time, a.source AS source
     FROM (SELECT MAX(a0.id) AS id FROM annotations AS a0
           JOIN images AS i0 ON i0.id = a0.image_id AND a0.segmentation = i0.segmentation
+                                AND i0.removed_at IS NULL
           {where} GROUP BY a0.image_id, a0.label) AS last
     JOIN annotations AS a ON a.id = last.id
     JOIN classes AS c ON c.id = a.class_id
     JOIN images AS i ON i.id = a.image_id
 """
+
+# Names and ids of the images in the project: a removed one is as unknown to writers of labels
+# (its labels are history, not to be changed by an import).
+_IMAGE_IDS_SQL = "SELECT name, id FROM images WHERE removed_at IS NULL"

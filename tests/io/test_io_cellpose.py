@@ -8,6 +8,7 @@ import pytest
 
 from svetlana_core.errors import InputError
 from svetlana_core.io import read_mask
+from svetlana_core.io.cellpose import same_as_seg
 from tests.builders import disk_mask, named
 
 
@@ -128,3 +129,21 @@ def test_read_mask_truncated_npy(tmp_path):
     (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=f"could not read mask .*{named('cut.npy')}"):
         read_mask(tmp_path / "cut.npy")
+
+
+def test_same_as_seg_compares_the_two_cellpose_masks(tmp_path):
+    mask = disks()
+    np.save(tmp_path / "a_seg.npy", {"masks": mask, "flows": [np.ones((2, 40, 60), np.float32)]},
+            allow_pickle=True)
+    png = tmp_path / "a_cp_masks.png"
+    assert same_as_seg(mask, png, tmp_path / "a_seg.npy") is True
+    assert same_as_seg(mask[None], png, tmp_path / "a_seg.npy") is True  # a plane of one
+    assert same_as_seg(mask, png, tmp_path / "a_seg.npy", max_bytes=100) is False  # too big
+    edited = mask.copy()
+    edited[mask == 42] = 0  # one disk of radius 5 deleted in the GUI: 81 pixels
+    with pytest.raises(InputError, match=r"Cellpose masks a_cp_masks.png and a_seg.npy differ "
+                                         r"in 81 pixels \(edited after export\?\): keep the one"):
+        same_as_seg(edited, png, tmp_path / "a_seg.npy")
+    with pytest.raises(InputError, match=r"a_cp_masks.png \(40, 59\) and a_seg.npy \(40, 60\) "
+                                         "differ in shape"):
+        same_as_seg(mask[:, 1:], png, tmp_path / "a_seg.npy")

@@ -10,8 +10,10 @@ from svetlana_core.io import (
     Pair,
     folder_files,
     group_by_pattern,
+    Unpaired,
     load_pair,
     pair_files,
+    pair_folder,
 )
 from svetlana_core.plate import parse_well
 from tests.builders import named
@@ -104,6 +106,61 @@ def test_pair_files_several_candidate_masks(tmp_path):
     message = "image a.png has several candidate masks .*a_cp_masks.png, a_mask.tif"
     with pytest.raises(InputError, match=message):
         pair_files(tmp_path)
+
+
+def test_pair_files_uses_cp_masks_when_cellpose_left_both(tmp_path, caplog):
+    """Cellpose's usual output (``_seg.npy`` and ``_cp_masks.png``) used to refuse the folder."""
+    touch(tmp_path, "a.png", "a_seg.npy", "a_cp_masks.png", "b.png", "b_seg.npy",
+          "c.tif", "c_cp_masks.tif", "c_seg.npy")
+    pairs = pair_files(tmp_path)
+    assert as_names(pairs) == [("a", "a.png", "a_cp_masks.png"), ("b", "b.png", "b_seg.npy"),
+                               ("c", "c.tif", "c_cp_masks.tif")]
+    assert [p.other_mask.name if p.other_mask else None for p in pairs] == [
+        "a_seg.npy", None, "c_seg.npy"]
+    assert pairs[0].note == "two Cellpose masks: used a_cp_masks.png, not a_seg.npy"
+    assert pairs[1].note == ""
+    assert "image a.png: two Cellpose masks: used a_cp_masks.png" in caplog.text
+    # Separate folders too, and the rule only covers one file of each kind.
+    touch(tmp_path / "images", "d.png")
+    touch(tmp_path / "masks", "d_seg.npy", "d_cp_masks.png")
+    assert pair_files(tmp_path / "images", tmp_path / "masks")[0].mask.name == "d_cp_masks.png"
+    touch(tmp_path / "masks", "d_cp_masks.tif")
+    with pytest.raises(InputError, match="image d.png has several candidate masks in .*masks: "
+                                         "d_cp_masks.png, d_cp_masks.tif, d_seg.npy; keep one"):
+        pair_files(tmp_path / "images", tmp_path / "masks")
+
+
+def test_pair_folder_sets_bad_images_aside_and_keeps_the_rest(tmp_path):
+    touch(tmp_path, "ok.png", "ok_mask.tif", "lonely.png", "two.png", "two_mask.tif",
+          "two_labels.tif", "x.png", "x.tif", "x_mask.tif", "stray_mask.tif",
+          "cp.png", "cp_seg.npy", "cp_cp_masks.png")
+    with pytest.raises(InputError, match="image two.png has several candidate masks"):
+        pair_files(tmp_path)  # the strict form refuses the folder, as before
+    pairing = pair_folder(tmp_path)
+    assert as_names(pairing.pairs) == [("cp", "cp.png", "cp_cp_masks.png"),
+                                       ("ok", "ok.png", "ok_mask.tif")]
+    assert [problem.file for problem in pairing.problems] == [
+        "lonely.png", "two.png", "x.png", "x.tif"]
+    messages = {problem.file: problem.message for problem in pairing.problems}
+    assert messages["lonely.png"].startswith("image lonely.png has no mask (a mask is named")
+    assert messages["two.png"] == ("image two.png has several candidate masks: two_labels.tif, "
+                                   "two_mask.tif; keep one")
+    assert messages["x.tif"] == ("mask x_mask.tif matches several images: x.png, x.tif; "
+                                 "rename one of them")
+    # The masks of set-aside images and masks of no image; not the used Cellpose files.
+    assert [path.name for path in pairing.unused_masks] == [
+        "stray_mask.tif", "two_labels.tif", "two_mask.tif", "x_mask.tif"]
+    assert [(problem.reason, type(problem)) for problem in pairing.problems] == [
+        ("no mask", Unpaired), ("several masks", Unpaired), ("shared mask", Unpaired),
+        ("shared mask", Unpaired)]
+
+
+def test_pair_folder_still_refuses_a_folder_it_cannot_read(tmp_path):
+    with pytest.raises(InputError, match="image folder .*nowhere does not exist"):
+        pair_folder(tmp_path / "nowhere")
+    touch(tmp_path / "only_masks", "a_mask.tif")
+    with pytest.raises(InputError, match="holds no images"):
+        pair_folder(tmp_path / "only_masks")
 
 
 def test_pair_files_mask_matching_two_images(tmp_path):

@@ -38,12 +38,12 @@ def test_create_makes_folder_database_and_subfolders(tmp_path):
     assert project.db_path.is_file()
     assert project.models_dir == project.folder / "models" and project.models_dir.is_dir()
     assert project.outputs_dir == project.folder / "outputs" and project.outputs_dir.is_dir()
-    assert project.schema_version == SCHEMA_VERSION == 4
+    assert project.schema_version == SCHEMA_VERSION == 5
     with closing(sqlite3.connect(project.db_path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"images", "classes", "annotations", "runs", "epochs", "predictions",
-                      "masks", "settings"}
+                      "masks", "settings", "image_removals"}
 
 
 def test_create_twice_raises_unless_exist_ok(tmp_path):
