@@ -27,3 +27,18 @@ def lab(tmp_path, monkeypatch):
     (roots["share"] / "plates").mkdir()
     monkeypatch.setenv("SVETLANA_DATA_ROOT", f"{roots['lab']}{os.pathsep}{roots['share']}")
     return roots
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """An empty data root for the app (``$SVETLANA_DATA_ROOT``): projects go in ``projects/``."""
+    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def demo(data_root):
+    """The demo project in :func:`data_root`, as the app's "Open the demo project" makes it."""
+    from svetlana_core.demo import create_demo
+
+    return create_demo(data_root / "projects" / "demo")

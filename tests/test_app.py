@@ -9,7 +9,6 @@ import pytest
 
 from svetlana_core import io
 from svetlana_core import stats
-from svetlana_core.demo import create_demo
 from svetlana_core.objects import object_table
 from svetlana_core.store import Project
 from svetlana_core import plate
@@ -21,17 +20,6 @@ AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["pages/project.py", "pages/annotate.py", "pages/train.py", "pages/predict.py",
          "pages/dashboard.py"]
-
-
-@pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def demo(data_root):
-    return create_demo(data_root / "projects" / "demo")
 
 
 def _app(project: str | None = None) -> AppTest:

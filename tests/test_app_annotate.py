@@ -6,10 +6,8 @@ alone. The canvas is an inert element here: its value is injected in session sta
 
 from __future__ import annotations
 
-import pytest
 import tifffile
 
-from svetlana_core.demo import create_demo
 from svetlana_core.objects import object_table
 from tests.builders import app_test, canvas_click, messages
 
@@ -18,12 +16,6 @@ FIT = {"naturalWidth": 384, "naturalHeight": 384, "scaleX": 1.0, "scaleY": 1.0,
        "offsetX": 0.0, "offsetY": 0.0}
 WHOLE = {"type": "rect", "left": 0, "top": 0, "width": 384, "height": 384, "scaleX": 1,
          "scaleY": 1}
-
-
-@pytest.fixture
-def demo(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
-    return create_demo(tmp_path / "projects" / "demo")
 
 
 def _session(author: str = ""):

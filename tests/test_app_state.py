@@ -8,7 +8,6 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from svetlana_core.demo import create_demo
 from svetlana_core.store import Project
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
@@ -16,17 +15,6 @@ AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["pages/project.py", "pages/annotate.py", "pages/object_map.py", "pages/train.py",
          "pages/predict.py", "pages/dashboard.py"]
-
-
-@pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def demo(data_root):
-    return create_demo(data_root / "projects" / "demo")
 
 
 def _param(at: AppTest, key: str):
@@ -128,15 +116,20 @@ def test_the_demo_button_opens_the_demo_from_another_project(data_root):
     assert _param(at, "project") == "demo"
 
 
+def _predict_linked_to(model: str) -> AppTest:
+    """The demo's Predict page reached from a link that carries ``?model=<folder name>``."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["project"] = "demo"
+    at.query_params["model"] = model
+    _run(at, "first page")
+    at.switch_page("pages/predict.py")
+    return _run(at, "predict")
+
+
 def test_a_link_with_model_opens_predict_on_that_model_and_a_choice_wins_over_it(demo):
     good = _fake_model(demo, "good", 0.9)
     other = _fake_model(demo, "other", 0.5)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["project"] = "demo"
-    at.query_params["model"] = "other"
-    _run(at, "first page")
-    at.switch_page("pages/predict.py")
-    _run(at, "predict")
+    at = _predict_linked_to("other")
     assert at.selectbox(key="predict_model").value == other
     assert demo.current_model() == good  # a link changes the tab, not the project's setting
     at.selectbox(key="predict_model").set_value(good)
@@ -157,12 +150,7 @@ def test_a_link_to_a_model_that_is_gone_opens_on_the_current_model(demo):
     good = _fake_model(demo, "good", 0.9)
     gone = _fake_model(demo, "gone", 0.95)
     shutil.rmtree(gone)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["project"] = "demo"
-    at.query_params["model"] = "gone"
-    _run(at, "first page")
-    at.switch_page("pages/predict.py")
-    _run(at, "predict")
+    at = _predict_linked_to("gone")
     assert at.selectbox(key="predict_model").value == good
 
 

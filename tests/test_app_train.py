@@ -19,12 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def submitted(monkeypatch):
     """What the page submits, instead of starting a worker."""
     calls = []

@@ -24,12 +24,6 @@ WAVE1 = Path(__file__).parent / "fixtures" / "wave1"
 
 
 @pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVETLANA_DATA_ROOT", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def tiles(data_root):
     return rgb_tile_project(data_root / "projects" / "tiles")
 
