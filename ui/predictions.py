@@ -193,6 +193,8 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
     A model and image that no longer fit (the mask changed since the prediction, another
     number of channels) give one error line naming them, not a traceback.
     """
+    if mask.ndim == 3:  # one plane cannot show a 3D shape
+        object_3d(mask, label)
     st.subheader(f"Why object {label}? (Grad-CAM)")
     if models.model_kind(model_dir) == "rf":
         st.info(f"{Path(model_dir).name} is a random forest: Grad-CAM explains a CNN's "
@@ -206,32 +208,66 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
                  f"{Path(model_dir).name}: {error}")
         return
     shown = list(channels) if channels else None
+    heat = explanation.heat
+    if patch.ndim == 4:  # a 3D patch: any plane through it, the middle one first
+        plane = st.slider("Plane through the patch", 0, patch.shape[1] - 1,
+                          patch.shape[1] // 2, key=f"predict_cam_plane_{label}")
+        patch, heat = patch[:, plane], heat[plane]
     a, b, c = st.columns(3)
-    a.image(explain.heatmap_rgb(patch, np.zeros_like(explanation.heat), min_side=220,
+    a.image(explain.heatmap_rgb(patch, np.zeros_like(heat), min_side=220,
                                 channels=shown), caption="patch", width=220)
-    b.image(explain.heatmap_rgb(patch, explanation.heat, min_side=220, channels=shown),
+    b.image(explain.heatmap_rgb(patch, heat, min_side=220, channels=shown),
             width=220, caption=f"evidence for {explanation.target_class}")
     c.bar_chart(pd.DataFrame({"probability": explanation.probabilities}, index=classes),
                 horizontal=True, height=220)
 
 
+def object_3d(mask: np.ndarray, label: int, colour: str = "#0072b2") -> None:
+    """A 3D object: its surface with its neighbours faint (turn it with the mouse), and the
+    XY, XZ, YZ planes through its centre beside its maximum projection."""
+    from ui import volume
+
+    try:
+        surface = volume.object_figure(mask, int(label), colour)
+        planes = volume.planes_figure(mask, int(label), colour)
+    except InputError as error:
+        st.error(str(error))
+        return
+    st.subheader(f"Object {label} in 3D")
+    st.plotly_chart(surface, key=f"object3d_{label}")
+    st.plotly_chart(planes, key=f"object3d_planes_{label}")
+
+
 def doubtful_gallery(row, image: np.ndarray | None, mask: np.ndarray,
                      table: pd.DataFrame, colours: dict[str, str] | None = None) -> None:
     """The least confident objects of each predicted class, as rows of tiles (2D images),
-    each row under its class's name and colour (``colours``: class -> colour)."""
-    if mask.ndim != 2:
-        return
+    each row under its class's name and colour (``colours``: class -> colour). An object of a
+    3D stack is shown as the maximum projection over its planes."""
     limits = (loaders.display_limits(row, image, None, 1.0, 99.8,
                                      shared=image.shape[0] == 3)
-              if image is not None else None)
+              if image is not None and mask.ndim == 2 else None)
     for name in table["class"].unique():
-        tiles = gallery(image, mask, table[table["class"] == name], limits)
+        tiles = (gallery(image, mask, table[table["class"] == name], limits) if mask.ndim == 2
+                 else _projected_gallery(image, mask, table[table["class"] == name]))
         colour = (colours or {}).get(name)
         if colour:
             st.markdown(legend.swatch_html(name, colour), unsafe_allow_html=True)
         else:  # a class the project no longer has
             st.markdown(f"**{name}**")
         st.image([t for t, _ in tiles], caption=[c for _, c in tiles], width=96)
+
+
+def _projected_gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
+                       n: int = 12) -> list[tuple[bytes, str]]:
+    """:func:`gallery` of 3D objects: each the maximum projection over its own planes."""
+    from ui import volume
+
+    tiles = []
+    for row in table.sort_values(["confidence", "label"]).head(n).to_dict("records"):
+        flat_image, flat_mask = volume.projected(image, mask, int(row["label"]))
+        limits = None if flat_image is None else overlay.channel_limits(flat_image, 1.0, 99.8)
+        tiles += gallery(flat_image, flat_mask, pd.DataFrame([row]), limits, n=1)
+    return tiles
 
 
 def download_buttons(out_dir: Path, image_name: str, mask: np.ndarray | None = None,
