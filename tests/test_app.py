@@ -339,3 +339,39 @@ def test_predict_opens_on_the_current_model_not_the_newest_stopped_run(demo_with
     _no_exception(at, "predict after choosing another current model")
     assert project.current_model() == str(stopped)
     assert at.selectbox(key="predict_model").value == str(stopped)
+
+
+def _predicted_and_a_newer_stopped_run(demo, data_root) -> str:
+    """Run 1: a good model that predicted every image; run 2, newer: stopped, no predictions
+    (the case of issue 12's 'Where we stand', item 1)."""
+    good = _fake_model_run(demo, "good")
+    truth = pd.read_csv(data_root / "projects" / "demo" / "ground_truth.csv")
+    for image, rows in truth.groupby("image"):
+        demo.save_predictions(good, image, rows.assign(confidence=0.9))
+    stopped = demo.models_dir / "stopped"
+    stopped.mkdir()
+    (stopped / "model.json").write_text(json.dumps({"arch": "cnn", "classes": []}))
+    run = demo.create_run("train", {"kind": "cnn", "config": {"arch": "cnn"}})
+    demo.update_run(run, status="stopped", model_dir=str(stopped),
+                    summary={"macro_f1": 0.133})
+    return good
+
+
+def test_the_dashboard_opens_on_the_model_that_predicted_not_the_newest_stopped_run(
+        demo, data_root):
+    """It opened with 'classes must name at least one class, got an empty list'."""
+    _predicted_and_a_newer_stopped_run(demo, data_root)
+    at = _page("demo", "pages/dashboard.py")
+    assert not at.error, [e.value for e in at.error]
+    assert any(h.value == "Per image" for h in at.subheader)
+
+
+def test_correct_predictions_shows_the_current_models_predictions(demo, data_root):
+    """'No predictions for this image yet' although run 1 had predicted every image: it read
+    only the newest run."""
+    good = _predicted_and_a_newer_stopped_run(demo, data_root)
+    at = _page("demo", "pages/annotate.py")
+    at.segmented_control(key="annotate_mode").set_value("Correct predictions").run()
+    _no_exception(at, "correct predictions")
+    assert not any("No predictions for this image yet" in w.value for w in at.warning)
+    assert demo.current_model() == good
