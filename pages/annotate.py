@@ -1,13 +1,17 @@
 """Annotate page: click objects on a canvas, or label one object at a time (guided), or
 correct the predictions of the latest model. Every label is committed at once."""
 
+from functools import partial
+
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from ui import annotate, legend, loaders, runs, state, viewer
+from ui import annotate, legend, loaders, navigation, runs, state, viewer
 from ui.layout import page_setup, rerun_fragment
 
-TOOLS = {"Click": "point", "Rectangle": "rect", "Polygon": "polygon"}
+# "Zoom": a click zooms in there (the canvas reports no double-click of its own; a fast
+# double-click with any tool zooms too, ui/navigation.py).
+TOOLS = {"Click": "point", "Rectangle": "rect", "Polygon": "polygon", "Zoom": "point"}
 
 project = page_setup("Annotate", require_project=True)
 images, classes = project.images(), project.classes()
@@ -36,6 +40,7 @@ def canvas_panel(source: str) -> None:
     class_slot = st.container()
     class_name = annotate.chosen_class(st.session_state, class_names)
     left, right = st.columns([3, 1])
+    overview_slot = right.container()
     tool = right.radio("Tool", list(TOOLS), key="annotate_tool")
     relabel = right.checkbox("Relabel", key="annotate_relabel",
                              help="Let a rectangle or polygon change objects already labelled")
@@ -43,11 +48,15 @@ def canvas_panel(source: str) -> None:
         done, message = annotate.undo(project, author, image_name, st.session_state)
         (right.caption if done else right.warning)(message)
     with left:
-        display = viewer.display_controls(image, mask, key="annotate_view")
+        display = viewer.display_controls(image, mask, key="annotate_view", navigation=True)
+    with overview_slot:
+        viewer.overview(row, image, mask, display, "annotate_view")
     height, width = display.viewport.display_shape
     key = annotate.canvas_key(st.session_state, (image_name, display.plane, display.viewport))
     st.session_state["annotate_canvas_key"] = key
     marks = annotate.drawn_marks(st.session_state, key, display.viewport, mask, display.plane)
+    if tool == "Zoom":  # its clicks moved the view (navigation.canvas_changed), no labels
+        marks = annotate.Marks(marks.clicked[:0], marks.enclosed[:0])
     if len(marks.clicked) or len(marks.enclosed):
         labelled, kept = annotate.store_marks(project, image_name, marks, class_name, author,
                                               source, relabel)
@@ -69,7 +78,11 @@ def canvas_panel(source: str) -> None:
     with left:
         st_canvas(background_image=jpeg, width=width, height=height, key=key,
                   drawing_mode=TOOLS[tool], stroke_width=2, stroke_color="#ffffff",
-                  fill_color="rgba(255, 255, 255, 0.15)", point_display_radius=3)
+                  fill_color="rgba(255, 255, 255, 0.15)", point_display_radius=3,
+                  on_change=partial(navigation.canvas_changed, key, "annotate_view",
+                                    mask.shape[-2:], list(display.zooms), display.viewport,
+                                    tool == "Zoom"))
+        navigation.measure("annotate_view")  # the next canvas fits this column
         legend.class_legend(classes)
     right.dataframe(counts.rename_axis("class").reset_index(), hide_index=True)
 

@@ -64,11 +64,18 @@ def canvas_to_image(x: np.ndarray, y: np.ndarray, background_fit: dict | None,
         ``CanvasResult.background_fit`` (snake_case) or the raw ``backgroundFit``
         (camelCase) of the component value; None means one canvas pixel per preview pixel.
     viewport : Viewport
-        The window of the image the preview shows.
+        The window of the image the preview shows. When it is shrunk (``step > 1``) a
+        click maps to the image pixel its display pixel shows, not between samples.
     """
     scale_x, scale_y, offset_x, offset_y = _fit(background_fit)
     display_column = (np.asarray(x, dtype=float) - offset_x) / scale_x
     display_row = (np.asarray(y, dtype=float) - offset_y) / scale_y
+    if viewport.step > 1:
+        # A shrunk preview shows at display pixel d the image pixel row + d * step (the mask
+        # is strided, ui.overlay.crop): a click anywhere in that display pixel selects what
+        # it shows. Without the floor, a click in the pixel's right half at step 14 read
+        # the image 7 pixels further, off a small object drawn there.
+        display_column, display_row = np.floor(display_column), np.floor(display_row)
     return (viewport.row + display_row * viewport.step,
             viewport.column + display_column * viewport.step)
 

@@ -1,9 +1,12 @@
-"""Cached loaders: images, masks, object tables and encoded previews.
+"""Cached loaders: images, masks, pyramids, object tables and encoded previews.
 
-``st.cache_resource`` holds the decoded arrays once per server (shared read-only by every
-session, never copied); ``st.cache_data`` holds small derived values such as JPEG bytes.
-Cache keys include the file's modification time, so a replaced file is read again (it is an
-argument without a leading underscore: Streamlit leaves those out of the key).
+Decoded images, masks and their pyramids live in :data:`ui.pyramid.CACHE`, one LRU bounded by
+bytes for the whole server (``SVETLANA_CACHE_MB``), shared read-only by every session and
+never copied: ``st.cache_resource`` bounds entries, not bytes, and eight 8000² masks are
+2 GB. ``st.cache_resource`` still holds small derived values (object tables, limits, the
+views on screen) and ``st.cache_data`` the JPEG bytes. Cache keys include the file's
+modification time, so a replaced file is read again (it is an argument without a leading
+underscore: Streamlit leaves those out of the key).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from svetlana_core import io, objects
-from ui import overlay
+from ui import overlay, pyramid
 
 
 def _mtime(path: str | Path | None) -> float:
@@ -27,9 +30,25 @@ def _mtime(path: str | Path | None) -> float:
         return -1.0
 
 
-@st.cache_resource(max_entries=8, show_spinner="Reading image…")
-def _pair(image_path: str, mask_path: str, axes: str | None, stamp: tuple) -> tuple:
-    image, mask = io.load_pair(image_path, mask_path, axes=axes or None)
+def smallest_labels(mask: np.ndarray) -> np.ndarray:
+    """``mask`` in the smallest unsigned dtype that holds its labels (the same array when it
+    already is): a uint32 8000² mask of 10,000 objects takes 128 MB as uint16, not 256.
+
+    >>> smallest_labels(np.array([[0, 300]], np.int64)).dtype
+    dtype('uint16')
+    """
+    if mask.size == 0 or mask.dtype == bool or int(mask.min()) < 0:
+        return mask
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if int(mask.max()) <= np.iinfo(dtype).max:
+            return mask if mask.dtype == dtype else mask.astype(dtype)
+    return mask
+
+
+def _read_pair(image_path: str, mask_path: str, axes: str | None) -> tuple:
+    with st.spinner("Reading image…"):
+        image, mask = io.load_pair(image_path, mask_path, axes=axes or None)
+    mask = smallest_labels(mask)
     if image is not None:
         image.setflags(write=False)
     mask.setflags(write=False)
@@ -37,9 +56,27 @@ def _pair(image_path: str, mask_path: str, axes: str | None, stamp: tuple) -> tu
 
 
 def load_pair(row) -> tuple[np.ndarray | None, np.ndarray]:
-    """Image (channel-first) and mask of a row of ``Project.images()`` (read-only arrays)."""
-    stamp = (_mtime(row["path"]), _mtime(row["mask_path"]))
-    return _pair(str(row["path"]), str(row["mask_path"]), row.get("axes"), stamp)
+    """Image (channel-first) and mask of a row of ``Project.images()`` (read-only arrays).
+
+    Held in :data:`ui.pyramid.CACHE`; the mask in its smallest unsigned dtype
+    (:func:`smallest_labels`).
+    """
+    key = ("pair", str(row["path"]), str(row["mask_path"]), row.get("axes"),
+           _mtime(row["path"]), _mtime(row["mask_path"]))
+    return pyramid.CACHE.get(key, lambda: _read_pair(*key[1:4]))
+
+
+def image_levels(image_key: str, image: np.ndarray, plane: int | None,
+                 channels: tuple | None) -> tuple[np.ndarray, ...]:
+    """Pyramid levels (:func:`ui.pyramid.build`) of the shown plane and channels of an image,
+    made once per image, plane and channel choice and kept in :data:`ui.pyramid.CACHE`."""
+    def make():
+        data = image if plane is None else image[:, plane]
+        if channels:
+            data = data[list(channels)]
+        return pyramid.build(data)
+
+    return pyramid.CACHE.get(("levels", image_key, plane, channels), make)
 
 
 def file_key(row) -> str:
@@ -84,8 +121,16 @@ def _base_view(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
         shown = np.repeat(grey[..., None], 3, axis=-1)
     else:
         image = _image if plane is None else _image[:, plane]
-        view = overlay.crop(image, viewport)
-        shown = overlay.composite(view, _limits, list(channels) if channels else None, rgb)
+        # The pyramid holds the chosen channels only, in the order chosen (a false-colour
+        # composite colours them by that order); RGB colours a channel by its index, so
+        # an RGB image keeps all three.
+        chosen = None if rgb or not channels else tuple(channels)
+        levels = image_levels(image_key, _image, plane, chosen)
+        view = pyramid.crop(image, levels, viewport, chosen)
+        if chosen is None:
+            shown = overlay.composite(view, _limits, list(channels) if channels else None, rgb)
+        else:
+            shown = overlay.composite(view, _limits[list(chosen)], list(range(len(chosen))))
     edges = overlay.boundaries(mask_view)
     for array in (shown, mask_view, edges):
         array.setflags(write=False)
@@ -110,3 +155,28 @@ def preview_jpeg(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
     else:
         out = overlay.overlay(base, mask_view, dict(colours), highlight=highlight)
     return overlay.encode_jpeg(out)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def overview_jpeg(image_key: str, _image: np.ndarray | None, _mask: np.ndarray,
+                  plane: int | None, channels: tuple | None, _limits: np.ndarray | None,
+                  limits_key: tuple, rgb: bool = False) -> bytes:
+    """JPEG bytes of the whole image from its smallest pyramid level (at most
+    :data:`ui.pyramid.MIN_LEVEL_SIDE` px a side), for the navigation overview; the objects
+    of a mask-only image in grey."""
+    mask = _mask if plane is None else _mask[plane]
+    if _image is None:
+        stride = max(1, -(-max(mask.shape) // pyramid.MIN_LEVEL_SIDE))
+        grey = (mask[::stride, ::stride] > 0).astype(np.uint8) * 160
+        return overlay.encode_jpeg(np.repeat(grey[..., None], 3, axis=-1))
+    chosen = None if rgb or not channels else tuple(channels)
+    image = _image if plane is None else _image[:, plane]
+    smallest, _ = pyramid.overview_level(image if chosen is None else None,
+                                         image_levels(image_key, _image, plane, chosen))
+    if smallest is None:  # a small image has no levels: it is its own overview
+        smallest = image if chosen is None else image[list(chosen)]
+    if chosen is None:
+        shown = overlay.composite(smallest, _limits, list(channels) if channels else None, rgb)
+    else:
+        shown = overlay.composite(smallest, _limits[list(chosen)], list(range(len(chosen))))
+    return overlay.encode_jpeg(shown, quality=80)

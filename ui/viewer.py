@@ -35,6 +35,7 @@ class Display:
     high: float
     viewport: overlay.Viewport
     rgb: bool | None = None
+    zooms: tuple[int, ...] = (1,)
 
 
 def channel_name(channel: int, rgb: bool) -> str:
@@ -57,14 +58,26 @@ def zoom_choices(shape: tuple[int, ...]) -> list[int]:
 
 def display_controls(image: np.ndarray | None, mask: np.ndarray, key: str,
                      max_side: int = 1024, zoomable: bool = True,
-                     fill_side: int = FILL_SIDE) -> Display:
+                     fill_side: int = FILL_SIDE, navigation: bool = False) -> Display:
     """Draw the plane / colours / channel / contrast / zoom controls and return the display.
 
     A three-channel image opens as RGB (channels named red, green, blue, one contrast range
     so the colours keep their balance); "false colour" shows it as other multichannel
     images. Zoom and pan are offered at every image size; a small image or window is
     enlarged up to ``fill_side`` display pixels (:func:`overlay.fit_viewport`).
+
+    With ``navigation`` (the Annotate page's canvas), the view fits the width of the column
+    the controls are drawn in, measured in the browser (:func:`ui.navigation.measure`,
+    which the page draws after its canvas; ``max_side`` and ``fill_side`` until it is
+    known), and zoom / pan buttons with keyboard shortcuts are drawn under the zoom
+    (:func:`ui.navigation.buttons`).
     """
+    if navigation and zoomable:
+        from ui import navigation as nav
+
+        width = nav.measured_width(key)  # the page draws nav.measure(key) in this column
+        if width:  # every canvas pixel inside its column, so every pixel takes clicks
+            max_side = fill_side = max(MIN_WINDOW, int(width))
     plane = None
     if mask.ndim == 3:
         plane = st.slider("Plane (z)", 0, mask.shape[0] - 1, mask.shape[0] // 2,
@@ -91,15 +104,36 @@ def display_controls(image: np.ndarray | None, mask: np.ndarray, key: str,
     zoom, centre = 1, None
     zooms = zoom_choices(shape)
     if zoomable and len(zooms) > 1:
-        zoom = cols[-1].select_slider("Zoom", zooms, value=1, key=f"{key}_zoom")
+        if st.session_state.get(f"{key}_zoom") not in zooms:
+            st.session_state.pop(f"{key}_zoom", None)  # another image offers other zooms
+        zoom = cols[-1].select_slider("Zoom", zooms, key=f"{key}_zoom",
+                                      **_default(f"{key}_zoom", 1))
+        if navigation:
+            from ui import navigation as nav
+
+            nav.buttons(key, shape, zooms)
         if zoom > 1:
+            for axis, name in enumerate(("crow", "ccol")):  # another image may be smaller
+                if st.session_state.get(f"{key}_{name}", 0) > shape[axis] - 1:
+                    st.session_state[f"{key}_{name}"] = shape[axis] - 1
             r, c = st.columns(2)
-            centre = (r.slider("Centre row", 0, shape[0] - 1, shape[0] // 2, key=f"{key}_crow"),
-                      c.slider("Centre column", 0, shape[1] - 1, shape[1] // 2,
-                               key=f"{key}_ccol"))
+            centre = (r.slider("Centre row", 0, shape[0] - 1, key=f"{key}_crow",
+                               **_default(f"{key}_crow", shape[0] // 2)),
+                      c.slider("Centre column", 0, shape[1] - 1, key=f"{key}_ccol",
+                               **_default(f"{key}_ccol", shape[1] // 2)))
     viewport = overlay.fit_viewport(shape, max_side=max_side, zoom=zoom, centre=centre,
                                     fill_side=fill_side)
-    return Display(plane, channels, low, min(max(high, low + 0.1), 100.0), viewport, rgb)
+    return Display(plane, channels, low, min(max(high, low + 0.1), 100.0), viewport, rgb,
+                   tuple(zooms))
+
+
+def _default(key: str, value) -> dict:
+    """``value=`` for a widget whose state the navigation may have set: passing a default
+    as well makes Streamlit warn on the page, and the state wins anyway."""
+    state = st.session_state.get(key)
+    if state is None:
+        return {"value": value}
+    return {}
 
 
 def object_display(table, label: int, mask_shape: tuple[int, ...], side: int = 384) -> Display:
@@ -145,6 +179,32 @@ def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
                                 display.plane, display.channels, limits,
                                 (display.low, display.high, display.plane, rgb),
                                 colours, highlight, rgb)
+
+
+def overview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
+             key: str) -> None:
+    """The navigation overview of the view drawn by ``display_controls(..., key=key,
+    navigation=True)``: the whole image from the smallest pyramid level, the view on it."""
+    from ui import navigation as nav
+
+    port, shape = display.viewport, mask.shape[-2:]
+    whole = (port.row, port.column, port.height, port.width) == (0, 0, *shape)
+    if len(display.zooms) < 2:
+        return
+    if whole and port.step <= 1:
+        # every pixel is on the canvas already: no overview, and no plotly to load (it doubled
+        # the Annotate page's first paint, 2.4 -> 4.2 s); zoom with the buttons, keys or tool
+        nav.view_caption(key, shape, port)
+        return
+    limits = None
+    if image is not None:
+        limits = loaders.display_limits(row, image, display.plane, display.low, display.high,
+                                        shared=bool(display.rgb))
+    jpeg = loaders.overview_jpeg(loaders.file_key(row), image, mask, display.plane,
+                                 display.channels, limits,
+                                 (display.low, display.high, display.plane, display.rgb),
+                                 bool(display.rgb))
+    nav.overview(jpeg, key, mask.shape[-2:], list(display.zooms), display.viewport)
 
 
 def pick_image(project, images, key: str):

@@ -29,3 +29,12 @@ def test_zoomed_viewport_offsets_clicks():
     assert (port.row, port.column, port.height, port.width, port.step) == (375, 375, 250, 250, 1)
     shapes = canvas.parse_drawing({"objects": [canvas_click(10.0, 20.0)]}, None, port)
     assert shapes.points.tolist() == [[395.0, 385.0]]
+
+
+def test_a_click_on_a_shrunk_view_selects_the_pixel_its_display_pixel_shows():
+    # step 14 (an 8000² image in a 572-px canvas): display pixel 3 shows image column 42;
+    # a click anywhere in it (3.0 to 3.99) maps there, not up to 13 pixels further
+    port = overlay.Viewport(0, 0, 8000, 8000, step=14)
+    for x in (3.0, 3.5, 3.99):
+        points = canvas.parse_drawing({"objects": [canvas_click(x, 2.5)]}, None, port).points
+        assert points.tolist() == [[28.0, 42.0]]

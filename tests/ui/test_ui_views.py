@@ -168,3 +168,75 @@ def test_gradcam_of_other_patches_shows_the_chosen_channels_in_colour():
     second = explain.patch_rgb(patch, channels=[1])  # one channel alone: grey
     np.testing.assert_array_equal(second[..., 0], second[..., 2])
     assert explain.patch_rgb(random_patch((2, 8, 8)))[..., 0].max() == 1  # one channel: grey
+
+
+def test_a_pyramid_level_holds_block_means_and_a_view_reads_the_block_of_its_pixel():
+    from ui import pyramid
+
+    image = np.arange(8 * 12, dtype=np.uint16).reshape(1, 8, 12) * 10
+    levels = pyramid.build(image, min_side=2)
+    assert [level.shape for level in levels] == [(1, 4, 6), (1, 2, 3), (1, 1, 2)]
+    assert levels[0][0, 0, 0] == round(np.mean(image[0, :2, :2]))
+    # step 4 from row 2, column 3: level 2 (factor 4), stride 1, from block (0, 0)
+    port = overlay.Viewport(2, 3, 6, 8, step=4)
+    view = pyramid.crop(image, levels, port)
+    assert view.shape == (1,) + port.display_shape == (1, 2, 2)
+    for d_row in range(2):  # each shown pixel: the mean of the 4 x 4 block of its mask pixel
+        for d_col in range(2):
+            r, c = port.row + d_row * 4, port.column + d_col * 4
+            block = image[0, r // 4 * 4:r // 4 * 4 + 4, c // 4 * 4:c // 4 * 4 + 4]
+            assert abs(int(view[0, d_row, d_col]) - block.mean()) <= 0.5
+
+
+@pytest.mark.parametrize("step, level", [(1, 0), (0.5, 0), (3, 0), (6, 1), (8, 3), (64, 4)])
+def test_a_view_is_cut_from_the_coarsest_level_with_a_whole_stride(step, level):
+    from ui import pyramid
+
+    assert pyramid.level_for(step, n_levels=4) == level
+
+
+def test_an_odd_side_repeats_its_last_pixel_when_halved():
+    from ui import pyramid
+
+    image = np.array([[[0, 4, 8], [4, 8, 12], [8, 12, 16]]], np.uint8)
+    assert pyramid.halve(image).tolist() == [[[4, 10], [10, 16]]]
+    floats = pyramid.halve(image.astype(np.float32))
+    assert floats.dtype == np.float32 and floats[0, 1, 1] == 16.0
+
+
+def test_the_cache_is_bounded_by_bytes_and_drops_the_least_recently_used():
+    from ui import pyramid
+
+    cache = pyramid.ByteLRU(max_bytes=3000)
+    made = []
+
+    def make(name, size):
+        return lambda: made.append(name) or np.zeros(size, np.uint8)
+
+    cache.get("a", make("a", 1000))
+    cache.get("b", make("b", 1000))
+    cache.get("a", make("a", 1000))  # kept: not made again, now the most recent
+    cache.get("c", make("c", 1500))  # over 3000: "b", the least recent, goes
+    assert made == ["a", "b", "c"] and sorted(cache.keys()) == ["a", "c"]
+    assert cache.bytes == 2500
+    big = cache.get("huge", make("huge", 5000))  # larger than the bound: given, not kept
+    assert big.nbytes == 5000 and "huge" not in cache.keys()
+
+
+def test_the_cache_bound_is_read_from_the_environment(monkeypatch):
+    from ui import pyramid
+
+    monkeypatch.setenv("SVETLANA_CACHE_MB", "64")
+    assert pyramid.cache_mb() == 64
+    monkeypatch.setenv("SVETLANA_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="SVETLANA_CACHE_MB must be a positive number"):
+        pyramid.cache_mb()
+
+
+def test_a_mask_is_kept_in_the_smallest_dtype_that_holds_its_labels():
+    from ui import loaders
+
+    assert loaders.smallest_labels(np.array([[0, 9]], np.uint32)).dtype == np.uint8
+    assert loaders.smallest_labels(np.array([[0, 70_000]], np.uint32)).dtype == np.uint32
+    signed = np.array([[-1, 3]], np.int32)
+    assert loaders.smallest_labels(signed) is signed
