@@ -6,7 +6,7 @@ from functools import partial
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from ui import annotate, legend, loaders, navigation, runs, state, viewer
+from ui import annotate, legend, loaders, navigation, runs, state, viewer, volume
 from ui.layout import page_setup, rerun_fragment
 
 # "Zoom": a click zooms in there (the canvas reports no double-click of its own; a fast
@@ -105,8 +105,14 @@ def guided_panel() -> None:
         st.success("Every object of this image is labelled or skipped.")
         return
     display = viewer.object_display(table, label, mask.shape)
-    st.image(viewer.preview(row, image, mask, display, highlight=label), width=384,
-             caption=f"object {label} · {len(labelled)} of {len(table)} labelled")
+    if mask.ndim == 3:  # move through the object's planes; its 3D shape beside
+        display = viewer.guided_plane(display, table, label, mask.shape[0])
+    shown, beside = st.columns([1, 2]) if mask.ndim == 3 else (st.container(), None)
+    shown.image(viewer.preview(row, image, mask, display, highlight=label), width=384,
+                caption=f"object {label} · {len(labelled)} of {len(table)} labelled")
+    if beside is not None:
+        with beside:
+            volume.object_3d(mask, label, key="guided_")
     columns = st.columns(min(len(class_names), 9) + 2)
     # Callbacks bind the object on screen: by the time a click arrives, another user may have
     # labelled it and the next object would be a different one.

@@ -88,3 +88,19 @@ def test_the_predict_page_shows_a_3d_object_with_a_plane_slider(stack_project):
     assert slider.value == 8  # the middle of the 16-plane patch
     slider.set_value(2).run()
     assert not at.exception
+
+
+def test_guided_mode_on_a_stack_moves_in_z_and_shows_the_object_in_3d(stack_project):
+    for label in range(1, 9):  # nothing labelled: guided mode has objects to show
+        stack_project.annotate("s.tif", label, None)
+    at = app_test("stacks")
+    at.run()
+    at.switch_page("pages/annotate.py")
+    at.run()
+    at.segmented_control(key="annotate_mode").set_value("Guided").run()
+    assert not at.exception, [e.value for e in at.exception]
+    slider = next(s for s in at.slider if s.label == "Plane (z) through the object")
+    assert slider.min < slider.value < slider.max  # the centroid's plane, inside the object
+    assert any(h.value.endswith("in 3D") for h in at.subheader)
+    slider.set_value(slider.min).run()
+    assert not at.exception

@@ -194,7 +194,9 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
     number of channels) give one error line naming them, not a traceback.
     """
     if mask.ndim == 3:  # one plane cannot show a 3D shape
-        object_3d(mask, label)
+        from ui import volume
+
+        volume.object_3d(mask, label)
     st.subheader(f"Why object {label}? (Grad-CAM)")
     if models.model_kind(model_dir) == "rf":
         st.info(f"{Path(model_dir).name} is a random forest: Grad-CAM explains a CNN's "
@@ -220,22 +222,6 @@ def gradcam_panel(model_dir: str, image: np.ndarray | None, mask: np.ndarray, la
             width=220, caption=f"evidence for {explanation.target_class}")
     c.bar_chart(pd.DataFrame({"probability": explanation.probabilities}, index=classes),
                 horizontal=True, height=220)
-
-
-def object_3d(mask: np.ndarray, label: int, colour: str = "#0072b2") -> None:
-    """A 3D object: its surface with its neighbours faint (turn it with the mouse), and the
-    XY, XZ, YZ planes through its centre beside its maximum projection."""
-    from ui import volume
-
-    try:
-        surface = volume.object_figure(mask, int(label), colour)
-        planes = volume.planes_figure(mask, int(label), colour)
-    except InputError as error:
-        st.error(str(error))
-        return
-    st.subheader(f"Object {label} in 3D")
-    st.plotly_chart(surface, key=f"object3d_{label}")
-    st.plotly_chart(planes, key=f"object3d_planes_{label}")
 
 
 def doubtful_gallery(row, image: np.ndarray | None, mask: np.ndarray,

@@ -164,6 +164,20 @@ def object_display(table, label: int, mask_shape: tuple[int, ...], side: int = 3
     return Display(plane, None, 1.0, 99.8, port)
 
 
+def guided_plane(display: Display, table, label: int, n_planes: int) -> Display:
+    """The guided view of a 3D object on the plane the user picks: a slider over the planes
+    the object spans, starting at its centroid's."""
+    from dataclasses import replace
+
+    obj = table.set_index("label").loc[label]
+    first, last = int(obj["bbox_plane_start"]), int(obj["bbox_plane_stop"]) - 1
+    if last <= first:
+        return display
+    plane = st.slider("Plane (z) through the object", first, last,
+                      min(max(display.plane, first), last), key=f"guided_plane_{label}")
+    return replace(display, plane=int(plane))
+
+
 def preview(row, image: np.ndarray | None, mask: np.ndarray, display: Display,
             label_colours: dict[int, str] | None = None, highlight: int | None = None) -> bytes:
     """JPEG bytes of the current view (cached by file, view and colours)."""

@@ -4,8 +4,8 @@
 surface (``skimage.measure.marching_cubes`` of its mask, its neighbours faint around it, in
 plotly, which the browser turns and zooms), as three orthogonal planes through its centre
 (XY, XZ, YZ) and as a maximum projection. Everything works on a crop around the object, so a
-256³ stack costs what the object's box costs. No torch; no Streamlit (pages draw the
-figures).
+256³ stack costs what the object's box costs. No torch; Streamlit only in
+:func:`object_3d`, which draws them.
 """
 
 from __future__ import annotations
@@ -136,3 +136,19 @@ def projected(image: np.ndarray | None, mask: np.ndarray, label: int
     stack = mask[planes]
     flat = np.where((stack == label).any(axis=0), label, stack.max(axis=0))
     return (None if image is None else image[:, planes].max(axis=1)), flat
+
+
+def object_3d(mask: np.ndarray, label: int, colour: str = "#0072b2", key: str = "") -> None:
+    """A 3D object: its surface with its neighbours faint (turn it with the mouse), and the
+    XY, XZ, YZ planes through its centre beside its maximum projection."""
+    import streamlit as st
+
+    try:
+        surface = object_figure(mask, int(label), colour)
+        planes = planes_figure(mask, int(label), colour)
+    except InputError as error:
+        st.error(str(error))
+        return
+    st.subheader(f"Object {label} in 3D")
+    st.plotly_chart(surface, key=f"{key}object3d_{label}")
+    st.plotly_chart(planes, key=f"{key}object3d_planes_{label}")
