@@ -467,6 +467,19 @@ def versions() -> dict[str, str]:
             "cpus": str(os.cpu_count())}
 
 
+def browser_server_of(app_dir: Path):
+    """``tests/browser_server.py`` of the app copy in ``app_dir`` (which it serves), or None
+    after saying why the browser cannot run."""
+    sys.path.insert(0, str(app_dir.resolve()))
+    for name in [m for m in sys.modules if m == "tests" or m.startswith("tests.")]:
+        del sys.modules[name]
+    server = importlib.import_module("tests.browser_server")
+    if server.chromium_missing():
+        print(f"cannot run: {server.chromium_missing()}", file=sys.stderr)
+        return None
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clicks", type=int, default=50)
@@ -484,12 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary data root")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(args.app_dir.resolve()))
-    for name in [m for m in sys.modules if m == "tests" or m.startswith("tests.")]:
-        del sys.modules[name]
-    server = importlib.import_module("tests.browser_server")
-    if server.chromium_missing():
-        print(f"cannot run: {server.chromium_missing()}", file=sys.stderr)
+    server = browser_server_of(args.app_dir)
+    if server is None:
         return 2
 
     load_before = os.getloadavg()

@@ -39,7 +39,6 @@ Prints the figures with the load average before and after and writes JSON to ``-
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -49,13 +48,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from bench.ui_click import INIT_SCRIPT, _quantiles, _wait_idle, versions  # noqa: E402
+from bench.ui_click import (  # noqa: E402
+    INIT_SCRIPT, _quantiles, _wait_idle, browser_server_of, versions)
 
 SYNTHETIC = ROOT.parent / "shared" / "peer" / "make_synthetic.py"
 
@@ -222,12 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "ui_navigate.json")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(args.app_dir.resolve()))
-    for name in [m for m in sys.modules if m == "tests" or m.startswith("tests.")]:
-        del sys.modules[name]
-    server = importlib.import_module("tests.browser_server")
-    if server.chromium_missing():
-        print(f"cannot run: {server.chromium_missing()}", file=sys.stderr)
+    server = browser_server_of(args.app_dir)
+    if server is None:
         return 2
     load_before = os.getloadavg()
     data_root = Path(tempfile.mkdtemp(prefix="svetlana-ui-navigate-"))

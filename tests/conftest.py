@@ -42,3 +42,16 @@ def demo(data_root):
     from svetlana_core.demo import create_demo
 
     return create_demo(data_root / "projects" / "demo")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app serving the demo project on 127.0.0.1, for a module's browser tests:
+    ``(url, project)``."""
+    from svetlana_core.demo import create_demo
+    from tests.browser_server import app_server
+
+    root = tmp_path_factory.mktemp("root")
+    project = create_demo(root / "projects" / "demo")
+    with app_server(root) as url:
+        yield url, project

@@ -19,14 +19,6 @@ TITLES = {"": "Project", "annotate": "Annotate", "train": "Train", "predict": "P
           "dashboard": "Dashboard"}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("root")
-    project = create_demo(root / "projects" / "demo")
-    with app_server(root) as url:
-        yield url, project
-
-
 def test_deep_link_to_every_page_on_a_fresh_server(tmp_path):
     create_demo(tmp_path / "projects" / "demo")
     # A fresh server per page: the first deep link after a start is the risky one.

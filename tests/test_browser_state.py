@@ -6,22 +6,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from svetlana_core.demo import create_demo
-from tests.browser_server import app_server, browser_page, chromium_missing
+from tests.browser_server import browser_page, chromium_missing
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(chromium_missing() is not None,
                                  reason=chromium_missing() or "")]
 
 PAGES = ["Annotate", "Object map", "Train", "Predict", "Dashboard", "Project"]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("root")
-    project = create_demo(root / "projects" / "demo")
-    with app_server(root) as url:
-        yield url, project
 
 
 def _query(page) -> dict[str, str]:
