@@ -66,7 +66,7 @@ try:
         pairs, skipped = importer.pairs_inside_roots(pairs) if pairs else ([], [])
         for message in skipped:
             st.warning(message)
-        report = importer.validate_pairs(pairs, problems)
+        report = importer.validate_pairs(pairs, problems, importer.project_channels(project))
         added = importer.add_valid(project, pairs, report)
         st.session_state["import_report"] = report.to_dict("records")
         st.toast(f"{added} image(s) added")

@@ -93,3 +93,31 @@ def browser_page(width: int = 1400, height: int = 1800):
             yield page
         finally:
             browser.close()
+
+
+def _box_now(locator) -> dict | None:
+    """The element's box, or None when it went away meanwhile (a canvas being replaced by
+    the next run: waiting for it would wait for an element that no longer exists)."""
+    from playwright.sync_api import Error
+
+    try:
+        return locator.bounding_box(timeout=500)
+    except Error:
+        return None
+
+
+def settled_canvas_box(page) -> dict:
+    """The one canvas shown, once its size stopped changing (the page sizes it to its column
+    after the browser reported the column's width: one more run)."""
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.first.wait_for()
+    last, stable = None, 0
+    deadline = time.monotonic() + 30
+    while stable < 3 and time.monotonic() < deadline:
+        boxes = [b for b in (_box_now(c) for c in canvas.all()) if b and b["height"] > 0]
+        box = boxes[0] if len(boxes) == 1 else None
+        stable = stable + 1 if box is not None and box == last else 0
+        last = box
+        time.sleep(0.3)
+    assert last is not None, "no single canvas settled"
+    return last

@@ -101,7 +101,7 @@ def test_two_users_clicking_one_image_lose_no_click(tmp_path):
     _two_users_click(tmp_path, int(os.environ.get("SVETLANA_TWO_USER_CLICKS", 15)))
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_two_users_clicking_fifty_objects_each_lose_no_click(tmp_path):
     _two_users_click(tmp_path, 50)
 

@@ -22,7 +22,7 @@ import pytest
 import tifffile
 
 from svetlana_core.store import Project
-from tests.browser_server import app_server, browser_page, chromium_missing
+from tests.browser_server import app_server, browser_page, chromium_missing, settled_canvas_box
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(chromium_missing() is not None,
@@ -88,34 +88,6 @@ def app(tmp_path_factory):
         yield url, projects
 
 
-def _box_now(locator) -> dict | None:
-    """The element's box, or None when it went away meanwhile (a canvas being replaced by
-    the next run: waiting for it would wait for an element that no longer exists)."""
-    from playwright.sync_api import Error
-
-    try:
-        return locator.bounding_box(timeout=500)
-    except Error:
-        return None
-
-
-def _canvas_box(page) -> dict:
-    """The one canvas shown, once its size stopped changing (the page sizes it to its column
-    after the browser reported the column's width: one more run)."""
-    canvas = page.locator("canvas.upper-canvas")
-    canvas.first.wait_for()
-    last, stable = None, 0
-    deadline = time.monotonic() + 30
-    while stable < 3 and time.monotonic() < deadline:
-        boxes = [b for b in (_box_now(c) for c in canvas.all()) if b and b["height"] > 0]
-        box = boxes[0] if len(boxes) == 1 else None
-        stable = stable + 1 if box is not None and box == last else 0
-        last = box
-        time.sleep(0.3)
-    assert last is not None, "no single canvas settled"
-    return last
-
-
 def _view(page) -> tuple[int, int, int, int, int]:
     """(row, column, height, width, zoom) the page says it shows."""
     text = page.get_by_text("View: rows").first.inner_text()
@@ -173,20 +145,26 @@ def _click_five(url, project, named, mask, side, window, full_zoom: bool) -> dic
     # tall: the whole canvas on screen (what is tested is the width; scrolling is not)
     with browser_page(width=window, height=2200) as page:
         page.goto(f"{url}/annotate?project=s{side}")
-        box = _canvas_box(page)
+        box = settled_canvas_box(page)
         column = page.locator("canvas.upper-canvas").first.evaluate(COLUMN_WIDTH_JS)
         assert box["width"] <= column + 1, (box, column)  # the canvas fits its column
         for name, label in named.items():
             if full_zoom:
-                _, _, _, _, zoom_before = _view(page)
+                if not page.locator(".js-plotly-plot").count():
+                    # the whole image at full resolution: no overview until zoomed in once
+                    page.keyboard.press("i")
+                    page.wait_for_function(
+                        "() => document.body.innerText.includes('(zoom ×2)')", timeout=20_000)
+                    page.locator(".js-plotly-plot").first.wait_for()
+                before = page.get_by_text("View: rows").first.inner_text()
                 rows, columns = np.argwhere(mask == label).mean(axis=0)
                 _overview_box(page, side, (rows, columns))
                 page.wait_for_function(
-                    "(z) => /zoom ×(\\d+)/.test(document.body.innerText) && "
-                    "document.body.innerText.match(/zoom ×(\\d+)/)[1] !== z",
-                    arg=str(zoom_before), timeout=20_000) if zoom_before == 1 else None
+                    "(t) => { const e = [...document.querySelectorAll('p, div')].find("
+                    "n => n.innerText && n.innerText.startsWith('View: rows'));"
+                    " return e && e.innerText !== t; }", arg=before, timeout=20_000)
                 time.sleep(0.3)
-                box = _canvas_box(page)
+                box = settled_canvas_box(page)
             view = _view(page)
             if full_zoom:
                 assert view[4] == 16 or max(view[2:4]) <= 16, view  # the largest zoom offered
@@ -202,7 +180,7 @@ FAST = {(8000, 1280, False), (8000, 1280, True), (1024, 1920, False)}
 
 
 @pytest.mark.parametrize("side, window, full_zoom", [
-    pytest.param(*case, marks=() if case in FAST else pytest.mark.slow,
+    pytest.param(*case, marks=() if case in FAST else pytest.mark.heavy,
                  id=f"{case[0]}px-window{case[1]}-{'full' if case[2] else 'zoom1'}")
     for case in CASES])
 def test_objects_at_the_corners_and_centre_take_clicks(app, side, window, full_zoom):
@@ -214,9 +192,11 @@ def test_objects_at_the_corners_and_centre_take_clicks(app, side, window, full_z
     assert stored == {name: True for name in named}, stored
 
 
-def test_keys_move_the_view_and_a_double_click_zooms_there_without_a_label(app):
-    """I zooms in, → pans by half a view, W shows the whole image; a double-click on the
-    canvas zooms in one step about the clicked pixel and labels nothing."""
+def test_keys_move_the_view_and_the_zoom_tool_zooms_there_without_a_label(app):
+    """I zooms in, → pans by half a view, W shows the whole image; a click with the Zoom tool
+    zooms in one step about the clicked pixel and labels nothing. (A double-click does the
+    same when its two clicks reach the server in one canvas message, which a loaded machine
+    does not promise: the tool is the deterministic way, and what this test drives.)"""
     url, projects = app
     project, _, mask = projects[8000]
     for label in set(project.labels("img.tif")["label"].tolist()):
@@ -229,7 +209,7 @@ def test_keys_move_the_view_and_a_double_click_zooms_there_without_a_label(app):
 
     with browser_page(width=1280, height=2200) as page:
         page.goto(f"{url}/annotate?project=s8000")
-        box = _canvas_box(page)
+        box = settled_canvas_box(page)
         page.keyboard.press("i")
         assert wait_view(2) == (2000, 2000, 4000, 4000, 2)
         page.keyboard.press("ArrowRight")
@@ -237,9 +217,12 @@ def test_keys_move_the_view_and_a_double_click_zooms_there_without_a_label(app):
                                timeout=20_000)
         page.keyboard.press("w")
         assert wait_view(1) == (0, 0, 8000, 8000, 1)
-        box = _canvas_box(page)
+        box = settled_canvas_box(page)
         step = np.ceil(8000 / round(box["width"]))
-        page.mouse.dblclick(box["x"] + 100.5, box["y"] + 50.5)  # image (700, 1400) at step 14
+        page.get_by_test_id("stRadio").filter(has_text="Tool").get_by_text(
+            "Zoom", exact=True).click()
+        box = settled_canvas_box(page)
+        page.mouse.click(box["x"] + 100.5, box["y"] + 50.5)  # image (700, 1400) at step 14
         row, column, height, width, zoom = wait_view(2)
         assert zoom == 2 and (height, width) == (4000, 4000)
         # centred on the clicked pixel, clipped at the image's edge

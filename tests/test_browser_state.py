@@ -47,7 +47,10 @@ def test_the_typed_name_survives_a_reload(served):
             "() => document.cookie.includes('svetlana_author=Ana%20O\\'Neil')")
         page.reload()
         page.get_by_role("heading", name="Project", exact=True).wait_for()
-        assert page.get_by_label("Your name (recorded with labels)", exact=True).input_value() == "Ana O'Neil"
+        field = page.get_by_label("Your name (recorded with labels)", exact=True)
+        # the new session reads the cookie in its first run; the field may be drawn before
+        page.wait_for_function("(e) => e.value === \"Ana O'Neil\"", arg=field.element_handle(),
+                               timeout=20_000)
 
 
 def test_train_settings_stay_open_after_an_edit_with_a_run_in_the_url(served):

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from svetlana_core.objects import object_table
-from tests.browser_server import app_server, browser_page, chromium_missing
+from tests.browser_server import app_server, browser_page, chromium_missing, settled_canvas_box
 from tests.builders import rgb_tile_project
 
 pytestmark = [pytest.mark.browser,
@@ -25,9 +25,7 @@ def test_a_256_tile_is_drawn_enlarged_with_its_legend_and_clicks_stay_exact(tmp_
     target = table.iloc[20]
     with app_server(tmp_path) as url, browser_page(width=1600, height=1400) as page:
         page.goto(f"{url}/annotate?project=tiles&image={image}")
-        canvas = page.locator("canvas.upper-canvas")
-        canvas.wait_for()
-        box = canvas.bounding_box()
+        box = settled_canvas_box(page)  # sized to its column once the browser reported it
         assert box["width"] > 256 and box["height"] > 256, box  # 512 x 512: enlarged x 2
         legend = page.locator(".svetlana-legend")
         legend.wait_for()

@@ -15,6 +15,7 @@ import shapely.geometry
 from svetlana_core import io
 from svetlana_core.cli import main
 from svetlana_core.store import Project
+from svetlana_core.values import PALETTE, rgb
 from tests.builders import cnn_model_folder, current_labels, disk_mask
 from tests.io.test_io_napari_project import plugin_project
 
@@ -57,7 +58,7 @@ def test_labels_round_trip_through_qupath_geojson(tmp_path, folder, capsys):
     feature = next(f for f in collection["features"]
                    if f["properties"]["classification"]["name"] == "immune")
     assert feature["properties"]["objectType"] == "detection"
-    assert feature["properties"]["classification"]["color"] == [230, 25, 75]  # first colour
+    assert feature["properties"]["classification"]["color"] == list(rgb(PALETTE[0]))
     outline = shapely.geometry.shape(feature["geometry"])
     assert outline.is_valid
     assert outline.bounds == (35.0, 5.0, 46.0, 16.0)  # x = column, y = row: the disk at (10, 40)

@@ -295,3 +295,28 @@ def test_unused_uploads_are_listed_and_removed(project):
     assert not first.exists() and second.is_dir()  # the emptied batch folder goes too
     with pytest.raises(InputError, match="its file .*A01.tif no longer exists"):
         project.restore_image("A01.tif")
+
+
+def test_an_image_with_another_channel_count_is_refused_at_add_time(lab):
+    """Issue 13, item 7: mixing 1- and 3-channel images failed only after Start."""
+    project = Project.create(lab["lab"] / "projects" / "p")
+    folder = lab["lab"] / "mixed"
+    folder.mkdir()
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:6, 2:6] = 1
+    tifffile.imwrite(folder / "A01.tif", mask.astype(np.uint8))  # one channel
+    tifffile.imwrite(folder / "A01_mask.tif", mask)
+    tifffile.imwrite(folder / "A02.tif", np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(folder / "A02_mask.tif", mask)
+    at = app_test("p")
+    at.run()
+    next(t for t in at.text_input if t.label == "Images folder").set_value(str(folder))
+    next(b for b in at.button if b.label == "Check and add").click()
+    at.run()
+    assert not at.exception, messages(at.exception)
+    report = _report(at)
+    assert report["A01.tif"][0] == "ok" and report["A02.tif"][0] == "error"
+    assert report["A02.tif"][1].startswith(
+        "image A02.tif has 3 channel(s) but the project's images have 1")
+    assert project.images()["name"].tolist() == ["A01.tif"]
+    assert importer.project_channels(project) == 1

@@ -73,8 +73,28 @@ def pairs_inside_roots(pairs: list[io.Pair]) -> tuple[list[io.Pair], list[str]]:
     return kept, skipped
 
 
-def validate_pairs(pairs: list[io.Pair], problems: list[io.Unpaired] = ()) -> pd.DataFrame:
+def project_channels(project: Project) -> int | None:
+    """Channels of the project's images (of its first one; 0 for mask-only data), or None
+    for a project without images."""
+    images = project.images()
+    if images.empty:
+        return None
+    first = images.iloc[0]
+    axes = first["axes"] if isinstance(first["axes"], str) else None
+    try:
+        image, _ = io.load_pair(first["path"] or None, first["mask_path"], axes=axes)
+    except InputError:  # moved or unreadable since: the batch's first image sets the rule
+        return None
+    return 0 if image is None else int(image.shape[0])
+
+
+def validate_pairs(pairs: list[io.Pair], problems: list[io.Unpaired] = (),
+                   channels: int | None = None) -> pd.DataFrame:
     """Read every pair once and report ``image, mask, status, message, shape, objects, well``.
+
+    ``channels``: what the project's images have (:func:`project_channels`); an image with
+    another number is an error line (a model trains on one kind of image: training would
+    refuse the mix only after Start). In an empty project the first readable image sets it.
 
     Pixels are read to validate them (the io errors), then dropped; nothing is written. A
     pair whose image had two Cellpose masks says which one it uses, and is an error when the
@@ -91,6 +111,14 @@ def validate_pairs(pairs: list[io.Pair], problems: list[io.Unpaired] = ()) -> pd
         try:
             image, mask = io.load_pair(pair.image, pair.mask)
             record["shape"] = " × ".join(str(s) for s in image.shape)
+            found = int(image.shape[0])
+            if channels is None:
+                channels = found
+            elif found != channels:
+                raise InputError(
+                    f"image {pair.name} has {found} channel(s) but the project's images have "
+                    f"{channels}: a model learns from one kind of image; make a project for "
+                    "each kind")
             record["objects"] = int(len(_labels(mask)))
             if pair.other_mask is not None:
                 compared = same_as_seg(mask, pair.mask, pair.other_mask)
