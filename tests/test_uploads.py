@@ -246,13 +246,20 @@ def test_an_upload_with_both_cellpose_masks_uses_cp_masks_and_says_so(lab):
     assert _uploaded_files(project) == ["A01.tif", "A01_cp_masks.tif"]
 
 
-def test_a_folder_add_sets_bad_images_aside_too(lab):
-    """A server folder is paired file by file as well; its stray masks are not errors."""
+def _empty_project_and_folder(lab, name: str):
+    """Project ``p`` (empty), a folder ``name`` in the lab root, and a 16² mask of one
+    square for its files."""
     project = Project.create(lab["lab"] / "projects" / "p")
-    folder = lab["lab"] / "plate"
+    folder = lab["lab"] / name
     folder.mkdir()
     mask = np.zeros((16, 16), np.uint16)
     mask[2:6, 2:6] = 1
+    return project, folder, mask
+
+
+def test_a_folder_add_sets_bad_images_aside_too(lab):
+    """A server folder is paired file by file as well; its stray masks are not errors."""
+    project, folder, mask = _empty_project_and_folder(lab, "plate")
     tifffile.imwrite(folder / "A01.tif", mask.astype(np.uint8))
     tifffile.imwrite(folder / "A01_cp_masks.tif", mask)
     np.save(folder / "A01_seg.npy", {"masks": mask}, allow_pickle=True)
@@ -299,11 +306,7 @@ def test_unused_uploads_are_listed_and_removed(project):
 
 def test_an_image_with_another_channel_count_is_refused_at_add_time(lab):
     """Issue 13, item 7: mixing 1- and 3-channel images failed only after Start."""
-    project = Project.create(lab["lab"] / "projects" / "p")
-    folder = lab["lab"] / "mixed"
-    folder.mkdir()
-    mask = np.zeros((16, 16), np.uint16)
-    mask[2:6, 2:6] = 1
+    project, folder, mask = _empty_project_and_folder(lab, "mixed")
     tifffile.imwrite(folder / "A01.tif", mask.astype(np.uint8))  # one channel
     tifffile.imwrite(folder / "A01_mask.tif", mask)
     tifffile.imwrite(folder / "A02.tif", np.zeros((16, 16, 3), np.uint8), photometric="rgb")
