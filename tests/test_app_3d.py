@@ -70,6 +70,14 @@ def test_a_projection_draws_the_object_over_the_others():
     image, mask = _stack()
     flat_image, flat = volume.projected(image, mask, 2)
     assert flat.shape == (32, 32) and flat[8, 24] == 2 and flat_image.shape == (1, 32, 32)
+    # the planes from the object table (what the gallery passes) give the same tile
+    from svetlana_core.objects import object_table
+
+    row = object_table(mask).set_index("label").loc[2]
+    planes = slice(int(row["bbox_plane_start"]), int(row["bbox_plane_stop"]))
+    again_image, again = volume.projected(image, mask, 2, planes)
+    np.testing.assert_array_equal(again, flat)
+    np.testing.assert_array_equal(again_image, flat_image)
 
 
 def test_the_predict_page_shows_a_3d_object_with_a_plane_slider(stack_project):

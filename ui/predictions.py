@@ -245,12 +245,14 @@ def doubtful_gallery(row, image: np.ndarray | None, mask: np.ndarray,
 
 def _projected_gallery(image: np.ndarray | None, mask: np.ndarray, table: pd.DataFrame,
                        n: int = 12) -> list[tuple[bytes, str]]:
-    """:func:`gallery` of 3D objects: each the maximum projection over its own planes."""
+    """:func:`gallery` of 3D objects: each the maximum projection over its own planes (from
+    the table's bounding boxes: no pass over the whole stack per object)."""
     from ui import volume
 
     tiles = []
     for row in table.sort_values(["confidence", "label"]).head(n).to_dict("records"):
-        flat_image, flat_mask = volume.projected(image, mask, int(row["label"]))
+        planes = slice(int(row["bbox_plane_start"]), int(row["bbox_plane_stop"]))
+        flat_image, flat_mask = volume.projected(image, mask, int(row["label"]), planes)
         limits = None if flat_image is None else overlay.channel_limits(flat_image, 1.0, 99.8)
         tiles += gallery(flat_image, flat_mask, pd.DataFrame([row]), limits, n=1)
     return tiles

@@ -40,7 +40,7 @@ def _surface(volume: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray] | N
 
 def object_figure(mask: np.ndarray, label: int, colour: str = "#0072b2",
                   spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                  neighbours: bool = True) -> go.Figure:
+                  neighbours: bool = True, box: tuple[slice, ...] | None = None) -> go.Figure:
     """A 3D surface of object ``label`` of a ``(planes, rows, columns)`` mask, with the other
     objects of its box faint around it; axes in voxels times ``spacing``.
 
@@ -51,7 +51,7 @@ def object_figure(mask: np.ndarray, label: int, colour: str = "#0072b2",
     """
     if mask.ndim != 3:
         raise InputError(f"a 3D view needs a 3D mask, got shape {mask.shape}")
-    box = object_box(mask, label)
+    box = object_box(mask, label) if box is None else box
     crop = mask[box]
     origin = np.array([s.start for s in box], dtype=float)
     # a coarser grid for big boxes keeps the surface to some 10k triangles
@@ -96,12 +96,14 @@ def max_projection(volume: np.ndarray, axis: int = -3) -> np.ndarray:
     return np.asarray(volume).max(axis=axis)
 
 
-def planes_figure(mask: np.ndarray, label: int, colour: str = "#0072b2") -> go.Figure:
+def planes_figure(mask: np.ndarray, label: int, colour: str = "#0072b2",
+                  box: tuple[slice, ...] | None = None) -> go.Figure:
     """XY, XZ and YZ planes through the object's centre and the maximum projection of its
-    box, the object in ``colour``, its neighbours grey, side by side."""
+    box (:func:`object_box`, found again when not given), the object in ``colour``, its
+    neighbours grey, side by side."""
     from plotly.subplots import make_subplots
 
-    box = object_box(mask, label)
+    box = object_box(mask, label) if box is None else box
     crop = mask[box]
     # the centroid's voxel (rounded half up, as the object table's)
     local = tuple(int(np.floor(c.mean() + 0.5)) for c in np.nonzero(crop == label))
@@ -127,12 +129,13 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return rgb(colour)
 
 
-def projected(image: np.ndarray | None, mask: np.ndarray, label: int
-              ) -> tuple[np.ndarray | None, np.ndarray]:
-    """The maximum projection over the planes the object spans: of the image
+def projected(image: np.ndarray | None, mask: np.ndarray, label: int,
+              planes: slice | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+    """The maximum projection over the planes the object spans (``planes``, from its object
+    table row when the caller has it; else found in the mask): of the image
     ``(C, planes, rows, columns)`` (or None) and of the mask, where the object is drawn over
     the objects in front of or behind it (a 3D object's tile for the galleries)."""
-    planes = object_box(mask, label, margin=0)[0]
+    planes = object_box(mask, label, margin=0)[0] if planes is None else planes
     stack = mask[planes]
     flat = np.where((stack == label).any(axis=0), label, stack.max(axis=0))
     return (None if image is None else image[:, planes].max(axis=1)), flat
@@ -144,8 +147,9 @@ def object_3d(mask: np.ndarray, label: int, colour: str = "#0072b2", key: str = 
     import streamlit as st
 
     try:
-        surface = object_figure(mask, int(label), colour)
-        planes = planes_figure(mask, int(label), colour)
+        box = object_box(mask, int(label))  # one pass over the stack for both figures
+        surface = object_figure(mask, int(label), colour, box=box)
+        planes = planes_figure(mask, int(label), colour, box=box)
     except InputError as error:
         st.error(str(error))
         return
