@@ -9,6 +9,7 @@ import pytest
 
 from svetlana_core import jobs, models
 from svetlana_core.demo import create_demo
+from svetlana_core.errors import InputError
 from svetlana_core.store import Project
 from svetlana_core.training import TrainConfig
 from tests.builders import model_meta, write_pair
@@ -276,7 +277,7 @@ def test_deleting_a_run_keeps_its_model_folder_aside(data_root):
     assert demo.runs().empty
     busy = demo.create_run("train", {})
     demo.update_run(busy, status="running")
-    with pytest.raises(Exception, match="stop it before deleting it"):
+    with pytest.raises(InputError, match="stop it before deleting it"):
         demo.delete_run(busy)
 
 

@@ -59,8 +59,13 @@ def test_a_memory_limit_from_the_environment_is_used_and_checked(monkeypatch):
 
 
 def test_free_memory_reads_this_machine():
+    from pathlib import Path
+
     free = memory.free_memory()
-    assert free is None or free > 0
+    if Path("/proc/meminfo").exists():  # Linux: always readable, so never "unknown"
+        assert free is not None and 0 < free < 2**50
+    else:
+        assert free is None or free > 0
 
 
 def test_building_the_samples_refuses_before_cropping(monkeypatch):
