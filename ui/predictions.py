@@ -55,7 +55,8 @@ def pick_model(project: Project, missing: str) -> str:
     choice = st.selectbox("Model", list(labels), format_func=labels.get, key=state.MODEL_KEY,
                           help="The project's current model (sidebar) unless you pick another "
                                "here, for this tab", on_change=_choose_model)
-    st.query_params["model"] = Path(choice).name
+    if st.query_params.get("model") != Path(choice).name:  # not a URL write every run
+        st.query_params["model"] = Path(choice).name
     return choice
 
 
